@@ -1,0 +1,29 @@
+"""The contract between the Tailor operator and the trainer program.
+
+Both sides import this package; it needs pydantic alone (no torch, no Kubernetes
+client), so the operator can depend on it without the trainer's weight.
+"""
+
+from tailor_contract.documents import (
+    TERMINATION_MESSAGE_LIMIT,
+    TERMINATION_MESSAGE_PATH,
+    AttemptResult,
+    DatasetFacts,
+    DatasetRef,
+    TrialConfig,
+)
+from tailor_contract.exit_codes import ExitCode, describe_exit
+from tailor_contract.hyperparameters import Hyperparameters, hyperparameter_defaults
+
+__all__ = [
+    "TERMINATION_MESSAGE_LIMIT",
+    "TERMINATION_MESSAGE_PATH",
+    "AttemptResult",
+    "DatasetFacts",
+    "DatasetRef",
+    "ExitCode",
+    "Hyperparameters",
+    "TrialConfig",
+    "describe_exit",
+    "hyperparameter_defaults",
+]

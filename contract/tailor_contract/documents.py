@@ -1,0 +1,131 @@
+"""The documents passed between operator and trainer: a config in, a result out.
+
+The operator never reads object storage (the credentials belong to the pods), so
+the trainer reports its result through the container's termination message,
+which Kubernetes caps at 4096 bytes; the full result lives beside the outputs.
+"""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+TERMINATION_MESSAGE_LIMIT = 4096
+
+Task = Literal["classification", "multilabel", "detection"]
+
+
+class _Document(BaseModel):
+    # Unknown fields are refused: a typo in a config must not be silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetRef(_Document):
+    train: str = Field(description="URI of the COCO annotation file for training (s3:// or a path)")
+    evaluation: str | None = Field(
+        default=None, description="URI of the evaluation annotation file; else a split of train"
+    )
+    endpoint: str | None = Field(default=None, description="S3-compatible endpoint URL")
+
+
+class TrialConfig(_Document):
+    """Everything one trial attempt needs; written by the operator, read by the trainer."""
+
+    job: str = Field(description="namespace/name of the TrainingJob")
+    trial: str = Field(description="trial identifier, stable across attempts")
+    attempt: int = Field(ge=1)
+    task: Task
+    dataset: DatasetRef
+    model: str = Field(description="timm model name")
+    pretrained: str | None = Field(default=None, description="URI of safetensors weights")
+    hyperparameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
+    allowance_gpu_seconds: float = Field(
+        gt=0, description="calibrated GPU-seconds this attempt may use; it stops itself there"
+    )
+    calibration_factor: float = Field(gt=0, description="calibrated seconds per real GPU-second")
+    calibration_factors: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            "factor per GPU product, keyed like the node label nvidia.com/gpu.product (the "
+            "device name with spaces as '-'). The pod is created before it is scheduled, so "
+            "calibration_factor is the highest factor it may meet; a trainer that knows its "
+            "product may use the finer one from here"
+        ),
+    )
+    gpus: int = Field(ge=0, description="GPUs this attempt has; 0 for CPU-only work")
+    output: str = Field(description="URI prefix for checkpoints, results and exports")
+    export: bool = Field(default=False, description="write the export bundle at the end")
+    seed: int = 0
+    resume: str | None = Field(
+        default=None,
+        description="URI of a checkpoint to resume from; default: the latest under output",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Prometheus port of the trainer; 0 = off; None = env TAILOR_METRICS_PORT",
+    )
+    primary_metric: str | None = Field(
+        default=None, description="metric that picks the best checkpoint; default per task"
+    )
+
+
+class DatasetFacts(_Document):
+    """What validation learned about a dataset; the search sizes itself from it."""
+
+    images: int = Field(ge=0)
+    classes: int = Field(ge=0)
+    mean_width: float = Field(ge=0)
+    mean_height: float = Field(ge=0)
+    digest: str = Field(description="digest of the annotation files, for the model card")
+    eval_images: int | None = Field(default=None, ge=0, description="images in the eval split")
+    annotations: int | None = Field(default=None, ge=0)
+    min_class_images: int | None = Field(
+        default=None, ge=0, description="images of the rarest class in the training split"
+    )
+    pixel_mean: list[float] | None = Field(default=None, description="RGB mean in [0, 1]")
+    pixel_std: list[float] | None = Field(default=None, description="RGB std in [0, 1]")
+    decoded_images: int | None = Field(
+        default=None, ge=0, description="images actually decoded for these statistics"
+    )
+
+
+class AttemptResult(_Document):
+    """The summary a trainer leaves in its termination message."""
+
+    exit: str = Field(description="ExitCode name")
+    reason: str = Field(default="", description="what happened, in words a user can act on")
+    metrics: dict[str, float] = Field(default_factory=dict)
+    steps: int = Field(default=0, ge=0)
+    images_seen: int = Field(default=0, ge=0)
+    epochs: float = Field(default=0.0, ge=0)
+    wall_seconds: float = Field(default=0.0, ge=0)
+    gpu_seconds: float = Field(default=0.0, ge=0)
+    dataset: DatasetFacts | None = None
+    estimated_min_gpu_seconds: float | None = None
+    problems: list[str] = Field(default_factory=list, description="first problems found")
+    problem_counts: dict[str, int] = Field(
+        default_factory=dict, description="every problem found, counted by kind"
+    )
+    stopped_by: str | None = Field(
+        default=None,
+        description="completed | allowance | signal | diverged | dataset | budget",
+    )
+    primary_metric: str | None = Field(default=None, description="key in metrics used to rank")
+    resumed_from_step: int | None = Field(default=None, ge=0)
+    checkpoint_uri: str | None = None
+    result_uri: str | None = Field(default=None, description="the full result document (JSON)")
+    export_uri: str | None = Field(default=None, description="prefix of the export bundle")
+
+    def to_termination_message(self) -> str:
+        """JSON within Kubernetes' termination message limit, dropping detail first."""
+        text = self.model_dump_json(exclude_defaults=True)
+        if len(text.encode()) <= TERMINATION_MESSAGE_LIMIT:
+            return text
+        trimmed = self.model_copy(update={"problems": self.problems[:5]})
+        text = trimmed.model_dump_json(exclude_defaults=True)
+        if len(text.encode()) <= TERMINATION_MESSAGE_LIMIT:
+            return text
+        bare = trimmed.model_copy(update={"problems": [], "reason": self.reason[:1000]})
+        return bare.model_dump_json(exclude_defaults=True)

@@ -1,0 +1,197 @@
+"""The local cluster as one object: start it, use it, stop it."""
+
+import os
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from kubernetes import client, config
+
+from tailor_devcluster.binaries import Binaries
+from tailor_devcluster.controlplane import (
+    ControlPlane,
+    start_apiserver,
+    start_controllers,
+    start_etcd,
+)
+from tailor_devcluster.kwok import GpuNodeSpec, create_gpu_nodes, start_kwok
+from tailor_devcluster.minio import S3Endpoint, start_minio
+from tailor_devcluster.processes import ProcessFailed, Supervisor, wait_until
+from tailor_devcluster.prometheus import PrometheusServer, start_prometheus
+
+DEFAULT_GPU_PRODUCTS = ("NVIDIA-A100-SXM4-80GB", "NVIDIA-H100-80GB-HBM3")
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    state_dir: Path
+    gpu_nodes: int = 4
+    gpus_per_node: int = 8
+    gpu_products: tuple[str, ...] = DEFAULT_GPU_PRODUCTS
+    kubernetes: bool = True
+    minio: bool = True
+    prometheus: bool = True
+
+    def node_specs(self) -> list[GpuNodeSpec]:
+        return [
+            GpuNodeSpec(
+                name=f"gpu-node-{index}",
+                product=self.gpu_products[index % len(self.gpu_products)],
+                gpus=self.gpus_per_node,
+            )
+            for index in range(self.gpu_nodes)
+        ]
+
+
+class LocalCluster:
+    """kube-apiserver, etcd, controller-manager, scheduler and kwok GPU nodes; MinIO;
+    Prometheus. Every process dies with the Python process that started it."""
+
+    def __init__(self, settings: ClusterSettings) -> None:
+        self.settings = settings
+        self.supervisor = Supervisor(settings.state_dir / "logs")
+        self.binaries: Binaries | None = None
+        self.plane: ControlPlane | None = None
+        self.s3: S3Endpoint | None = None
+        self.prometheus: PrometheusServer | None = None
+        self.gpu_nodes: list[str] = []
+        self.startup_seconds = 0.0
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> "LocalCluster":
+        began = time.monotonic()
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        binaries = self.binaries = Binaries.locate()
+        # Every process is started from this thread: a child's PR_SET_PDEATHSIG fires
+        # when the *thread* that forked it ends, so no worker threads here.
+        try:
+            if self.settings.minio:
+                self._start_minio(binaries)
+            if self.settings.prometheus:
+                self._start_prometheus(binaries)
+            if self.settings.kubernetes:
+                self._start_kubernetes(binaries)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - began
+        return self
+
+    def stop(self) -> None:
+        self.supervisor.stop_all()
+
+    def __enter__(self) -> "LocalCluster":
+        return self.start()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _start_minio(self, binaries: Binaries) -> None:
+        self.s3 = start_minio(self.supervisor, binaries, self.settings.state_dir / "minio")
+
+    def _start_prometheus(self, binaries: Binaries) -> None:
+        self.prometheus = start_prometheus(
+            self.supervisor, binaries, self.settings.state_dir / "prometheus"
+        )
+
+    def _start_kubernetes(self, binaries: Binaries) -> None:
+        state = self.settings.state_dir
+        etcd_url = start_etcd(self.supervisor, binaries, state / "etcd")
+        plane = self.plane = start_apiserver(self.supervisor, binaries, etcd_url, state)
+        start_controllers(self.supervisor, binaries, plane)
+        start_kwok(self.supervisor, binaries, plane)
+        core = client.CoreV1Api(self.api_client())
+        specs = self.settings.node_specs()
+        create_gpu_nodes(core, specs)
+        self.gpu_nodes = [spec.name for spec in specs]
+        wait_until(
+            f"{len(specs)} kwok GPU nodes Ready",
+            lambda: self._nodes_ready(core),
+            60,
+            self.supervisor.processes,
+        )
+        # Pods cannot be created in a namespace before its default ServiceAccount exists.
+        wait_until(
+            "default ServiceAccount",
+            lambda: _has_default_account(core, "default"),
+            60,
+            self.supervisor.processes,
+        )
+
+    def _nodes_ready(self, core: client.CoreV1Api) -> bool:
+        ready = 0
+        for node in core.list_node(label_selector="type=kwok").items:
+            for condition in node.status.conditions or []:
+                if condition.type == "Ready" and condition.status == "True":
+                    ready += 1
+        return ready >= len(self.gpu_nodes)
+
+    # -- use ---------------------------------------------------------------------
+
+    @property
+    def kubeconfig(self) -> Path:
+        if self.plane is None:
+            raise ProcessFailed("this cluster was started without Kubernetes")
+        return self.plane.kubeconfig
+
+    def api_client(self) -> client.ApiClient:
+        return config.new_client_from_config(config_file=str(self.kubeconfig))
+
+    def environment(self) -> dict[str, str]:
+        """The connection details, as the variables clients read."""
+        env: dict[str, str] = {}
+        if self.plane is not None:
+            env["KUBECONFIG"] = str(self.plane.kubeconfig)
+        if self.s3 is not None:
+            env.update(self.s3.environment())
+        if self.prometheus is not None:
+            env["PROMETHEUS_URL"] = self.prometheus.url
+        return env
+
+    def write_env_file(self, path: Path) -> None:
+        lines = [f"export {key}={shlex.quote(value)}" for key, value in self.environment().items()]
+        path.write_text("\n".join(lines) + "\n")
+
+    def kubectl(
+        self, *args: str, check: bool = True, stdin: str | None = None, timeout: float = 60
+    ) -> "subprocess.CompletedProcess[str]":
+        assert self.binaries is not None
+        result = subprocess.run(
+            [str(self.binaries.kubectl), f"--kubeconfig={self.kubeconfig}", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "KUBECONFIG": str(self.kubeconfig)},
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise subprocess.CalledProcessError(
+                result.returncode, result.args, result.stdout, result.stderr
+            )
+        return result
+
+    def create_namespace(self, name: str) -> None:
+        """A namespace ready for pods (its default ServiceAccount exists)."""
+        core = client.CoreV1Api(self.api_client())
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+        wait_until(
+            f"default ServiceAccount in {name}",
+            lambda: _has_default_account(core, name),
+            30,
+            self.supervisor.processes,
+        )
+
+
+def _has_default_account(core: client.CoreV1Api, namespace: str) -> bool:
+    names = [sa.metadata.name for sa in core.list_namespaced_service_account(namespace).items]
+    return "default" in names

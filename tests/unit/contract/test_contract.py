@@ -1,0 +1,55 @@
+"""The operator/trainer contract: exit codes and the termination message."""
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from tailor_contract import TERMINATION_MESSAGE_LIMIT, AttemptResult, ExitCode, describe_exit
+
+
+def test_permanent_failures_are_exactly_the_ones_a_retry_would_repeat():
+    permanent = {code for code in ExitCode if code.is_permanent_failure}
+    assert permanent == {
+        ExitCode.DATASET_CORRUPT,
+        ExitCode.DATASET_NOT_FOUND,
+        ExitCode.BUDGET_NOT_ENOUGH,
+        ExitCode.DIVERGED,
+    }
+
+
+def test_exit_codes_avoid_the_shell_and_signal_ranges():
+    assert all(code < 126 for code in ExitCode)
+    assert len({int(code) for code in ExitCode}) == len(ExitCode)
+
+
+@pytest.mark.parametrize(
+    ("code", "name"),
+    [(0, "SUCCESS"), (75, "RETRYABLE"), (137, "KILLED_BY_SIGNAL_9"), (1, "UNEXPLAINED_1")],
+)
+def test_describe_exit_names_every_code(code, name):
+    assert describe_exit(code) == name
+
+
+def test_termination_message_fits_the_kubernetes_limit_however_many_problems():
+    result = AttemptResult(
+        exit="DATASET_CORRUPT",
+        reason="x" * 3000,
+        problems=[f"image {i}: cannot be decoded as PNG or JPEG" for i in range(500)],
+    )
+    message = result.to_termination_message()
+    assert len(message.encode()) <= TERMINATION_MESSAGE_LIMIT
+    parsed = AttemptResult.model_validate_json(message)
+    assert parsed.exit == "DATASET_CORRUPT"
+    assert parsed.reason.startswith("xxx")
+
+
+def test_small_results_round_trip_unchanged():
+    result = AttemptResult(exit="SUCCESS", metrics={"top1": 0.93}, steps=120, images_seen=3840)
+    assert AttemptResult.model_validate_json(result.to_termination_message()) == result
+    assert json.loads(result.to_termination_message())["metrics"] == {"top1": 0.93}
+
+
+def test_unknown_fields_are_refused():
+    with pytest.raises(ValidationError, match="extra"):
+        AttemptResult.model_validate({"exit": "SUCCESS", "stpes": 3})
