@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 GO_TOOLS := kubernetes etcd kwok minio
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools test test-unit test-integration lint cluster-up cluster-down bench clean
+.PHONY: help venv tools test test-unit test-integration lint cluster-up cluster-down install-crds run bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -46,6 +46,12 @@ cluster-up: venv tools  ## start the local cluster in the background; writes .ta
 
 cluster-down: venv  ## stop every process cluster-up started
 	$(VENV)/bin/tailor-cluster down
+
+install-crds: tools  ## apply crds/ to the cluster in $KUBECONFIG (source .tailor/cluster.env first)
+	"$$(hack/build-tools.sh kubernetes)/kubectl" apply --server-side -f crds/
+
+run: venv  ## run the operator against $KUBECONFIG, like kubebuilder's make run
+	$(VENV)/bin/tailor-operator
 
 bench: venv tools  ## run the benchmarks under bench/ and print their figures
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -1,0 +1,208 @@
+"""The GPU-second ledger: why an attempt ended, what it is charged, and the totals.
+
+An attempt is settled once, from the pod's final observation, and never changes
+afterwards. Totals are recomputed from the attempt records on every
+reconciliation, never accumulated, so a replayed or reordered observation
+cannot charge anything twice.
+"""
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from tailor_contract import ExitCode, describe_exit
+from tailor_operator.core.observe import ContainerEnd
+from tailor_operator.core.status import (
+    AttemptPhase,
+    AttemptRecord,
+    Billing,
+    BudgetStatus,
+    Outcome,
+    StopRequest,
+)
+from tailor_operator.core.timeutil import seconds_between
+
+SECONDS_PER_HOUR = 3600.0
+
+CHARGED = frozenset(
+    {
+        Outcome.COMPLETED,
+        Outcome.STOPPED_AT_ALLOWANCE,
+        Outcome.EARLY_STOPPED,
+        Outcome.CANCELLED,
+        Outcome.DIVERGED,
+    }
+)
+# Another attempt would repeat these, so they are never retried.
+PERMANENT = frozenset(
+    {
+        Outcome.DATASET_NOT_FOUND,
+        Outcome.DATASET_CORRUPT,
+        Outcome.BUDGET_NOT_ENOUGH,
+        Outcome.DIVERGED,
+    }
+)
+
+_EXIT_OUTCOMES = {
+    ExitCode.DATASET_CORRUPT: Outcome.DATASET_CORRUPT,
+    ExitCode.DATASET_NOT_FOUND: Outcome.DATASET_NOT_FOUND,
+    ExitCode.BUDGET_NOT_ENOUGH: Outcome.BUDGET_NOT_ENOUGH,
+    ExitCode.DIVERGED: Outcome.DIVERGED,
+}
+_STOP_OUTCOMES = {
+    StopRequest.ALLOWANCE_EXCEEDED: Outcome.STOPPED_AT_ALLOWANCE,
+    StopRequest.EARLY_STOPPED: Outcome.EARLY_STOPPED,
+    StopRequest.CANCELLED: Outcome.CANCELLED,
+    StopRequest.IMAGE_PULL_FAILED: Outcome.IMAGE_PULL_FAILED,
+    StopRequest.NODE_LOST: Outcome.NODE_LOST,
+}
+# Reasons of the pod condition DisruptionTarget (Kubernetes >= 1.26).
+_DISRUPTIONS = {
+    "EvictionByEvictionAPI": Outcome.EVICTED,
+    "TerminationByKubelet": Outcome.EVICTED,
+    "PreemptionByScheduler": Outcome.PREEMPTED,
+    "PreemptionByKubeScheduler": Outcome.PREEMPTED,
+    "DeletionByTaintManager": Outcome.NODE_LOST,
+    "DeletionByPodGC": Outcome.NODE_LOST,
+}
+
+WHY = {
+    Outcome.COMPLETED: "charged: completed the work it was given",
+    Outcome.STOPPED_AT_ALLOWANCE: "charged: ran to its allowance and was stopped by the operator",
+    Outcome.EARLY_STOPPED: "charged: stopped early by the search",
+    Outcome.CANCELLED: "charged: stopped because the job ended",
+    Outcome.DIVERGED: "charged: training diverged (a search outcome)",
+    Outcome.DATASET_NOT_FOUND: "waived: the dataset could not be read",
+    Outcome.DATASET_CORRUPT: "waived: the dataset is invalid",
+    Outcome.BUDGET_NOT_ENOUGH: "waived: the budget cannot pay for a useful search",
+    Outcome.EVICTED: "waived: evicted by the infrastructure",
+    Outcome.PREEMPTED: "waived: preempted by a higher-priority pod",
+    Outcome.NODE_LOST: "waived: its node was lost",
+    Outcome.DELETED: "waived: its pod was deleted by someone other than the operator",
+    Outcome.IMAGE_PULL_FAILED: "waived: the trainer image could not be pulled",
+    Outcome.OOM_KILLED: "waived: out-of-memory kill of a configuration the system chose",
+    Outcome.RETRYABLE: "waived: the trainer reported a transient fault",
+    Outcome.CRASHED: "waived: crashed with no user cause",
+    Outcome.LOST: "waived: its pod disappeared before it could be recorded",
+}
+
+
+def classify(
+    end: ContainerEnd | None,
+    stop: StopRequest | None,
+    disruption: str | None,
+    deleted: bool,
+) -> tuple[Outcome, str]:
+    """The outcome of a finished attempt and a detail for the record.
+
+    What the trainer said about its own work (success, the permanent codes) wins;
+    then what the operator asked for; then what the infrastructure did.
+    """
+    code = end.exit_code if end else None
+    if code == ExitCode.SUCCESS:
+        return Outcome.COMPLETED, "exit 0"
+    if code is not None and code in _EXIT_OUTCOMES:
+        return _EXIT_OUTCOMES[ExitCode(code)], f"exit {code} ({describe_exit(code)})"
+    if stop is not None:
+        return _STOP_OUTCOMES[stop], f"stopped by the operator: {stop.value}"
+    if disruption is not None:
+        return _DISRUPTIONS.get(disruption, Outcome.EVICTED), f"DisruptionTarget: {disruption}"
+    if deleted:
+        return Outcome.DELETED, "pod deleted"
+    if end is None:
+        return Outcome.CRASHED, "pod failed without a container exit"
+    if code == ExitCode.RETRYABLE:
+        return Outcome.RETRYABLE, f"exit {code} (RETRYABLE)"
+    if end.reason == "OOMKilled":
+        return Outcome.OOM_KILLED, f"exit {code} (OOMKilled)"
+    return Outcome.CRASHED, f"exit {code} ({describe_exit(end.exit_code)})"
+
+
+def _round(value: float) -> float:
+    return round(value, 3)
+
+
+def settle(
+    record: AttemptRecord,
+    outcome: Outcome,
+    detail: str,
+    *,
+    started: datetime | None,
+    finished: datetime,
+    exit_code: int | None,
+    metrics: dict[str, float] | None = None,
+    message: str = "",
+) -> AttemptRecord:
+    """The final ledger line: GPU-seconds of the run, charged or waived, and why.
+
+    Charged time is container start to termination times GPUs times the factor,
+    capped at the attempt's allowance; time holding GPUs before the container
+    started (image pull) and every second of a waived attempt are waived.
+    """
+    factor = record.calibration_factor or 0.0
+    run = seconds_between(started, finished) * record.gpus * factor
+    held_from = record.scheduled_at
+    held = seconds_between(held_from, started or finished) * record.gpus * factor
+    if outcome in CHARGED:
+        charged = min(run, record.allowance_gpu_seconds)
+        billing = Billing.CHARGED
+    else:
+        charged = 0.0
+        billing = Billing.WAIVED
+    return record.model_copy(
+        update={
+            "phase": AttemptPhase.FINISHED,
+            "started_at": started,
+            "finished_at": finished,
+            "exit_code": exit_code,
+            "outcome": outcome,
+            "billing": billing,
+            "billing_reason": f"{WHY[outcome]} ({detail})",
+            "gpu_seconds": _round(run),
+            "charged_gpu_seconds": _round(charged),
+            "waived_gpu_seconds": _round(run - charged + held),
+            "metrics": metrics or {},
+            "message": message[:1024],
+        }
+    )
+
+
+def unique_records(records: Iterable[AttemptRecord]) -> list[AttemptRecord]:
+    """One record per pod; a final record wins over an unfinished copy of itself."""
+    chosen: dict[str, AttemptRecord] = {}
+    for record in records:
+        seen = chosen.get(record.pod)
+        if seen is None or (record.final and not seen.final):
+            chosen[record.pod] = record
+    return list(chosen.values())
+
+
+def hours(seconds: float) -> str:
+    return f"{seconds / SECONDS_PER_HOUR:.2f}"
+
+
+def totals(limit_gpu_seconds: float, records: Iterable[AttemptRecord]) -> BudgetStatus:
+    """status.budget recomputed from scratch; charged never exceeds the limit."""
+    charged_sum = waived = reserved = 0.0
+    for record in unique_records(records):
+        if record.final:
+            charged_sum += record.charged_gpu_seconds
+            waived += record.waived_gpu_seconds
+        elif record.gpus > 0:
+            reserved += record.allowance_gpu_seconds
+    charged = min(charged_sum, limit_gpu_seconds)
+    # Anything above the limit is recorded as waived: the user never pays it.
+    waived += charged_sum - charged
+    return BudgetStatus(
+        limit_gpu_seconds=_round(limit_gpu_seconds),
+        charged_gpu_seconds=_round(charged),
+        waived_gpu_seconds=_round(waived),
+        reserved_gpu_seconds=_round(reserved),
+        summary=f"{hours(charged)}/{hours(limit_gpu_seconds)}",
+    )
+
+
+def available(budget: BudgetStatus) -> float:
+    """What a new reservation may take: the limit less charged and reserved."""
+    return max(
+        0.0, budget.limit_gpu_seconds - budget.charged_gpu_seconds - budget.reserved_gpu_seconds
+    )

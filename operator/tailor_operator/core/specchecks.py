@@ -1,0 +1,40 @@
+"""What the CRD schema cannot check about a spec, checked before any pod runs."""
+
+from collections.abc import Mapping
+
+from pydantic import ValidationError
+
+from tailor_contract import Hyperparameters
+from tailor_operator.core.spec import Scalar, TrainingJobSpec
+
+
+def hyperparameter_problem(values: Mapping[str, Scalar], where: str) -> str | None:
+    """'<where>.hyperparameters.lr: ...' for the first value the trainer would refuse."""
+    try:
+        Hyperparameters.model_validate(dict(values))
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        return f"{where}.hyperparameters.{key}: {first['msg']}"
+    return None
+
+
+def spec_problem(spec: TrainingJobSpec) -> str | None:
+    """A message naming the first bad field, or None when the spec can run."""
+    try:
+        limit = spec.budget.limit_gpu_seconds
+    except ValueError as error:
+        return str(error)
+    if limit <= 0:
+        return f"spec.budget.gpuHours must be positive, got {spec.budget.gpu_hours}"
+    for index, trial in enumerate(spec.search.trials):
+        where = f"spec.search.trials[{index}]"
+        if trial.gpus is not None and trial.gpus > spec.resources.max_gpus_per_trial:
+            return (
+                f"{where}.gpus: {trial.gpus} is more than spec.resources.maxGpusPerTrial "
+                f"({spec.resources.max_gpus_per_trial})"
+            )
+        problem = hyperparameter_problem(trial.hyperparameters, where)
+        if problem is not None:
+            return problem
+    return None

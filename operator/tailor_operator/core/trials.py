@@ -1,0 +1,162 @@
+"""Trials: ask the planner, follow each trial's attempts, start what the budget allows."""
+
+from tailor_contract import AttemptResult
+from tailor_operator.core.attempts import request_stop
+from tailor_operator.core.draft import Draft
+from tailor_operator.core.ledger import CHARGED, PERMANENT, available, hours
+from tailor_operator.core.planner import PlannerDecision, PlannerView, check_proposals
+from tailor_operator.core.specchecks import hyperparameter_problem
+from tailor_operator.core.status import (
+    AttemptRecord,
+    Outcome,
+    StopRequest,
+    TrialState,
+    TrialStatus,
+)
+from tailor_operator.core.validation import failure_for, failure_message, retry_or_give_up
+
+_SUCCESS = frozenset({Outcome.COMPLETED, Outcome.STOPPED_AT_ALLOWANCE, Outcome.EARLY_STOPPED})
+EPSILON = 1e-6
+
+
+def record_trial_result(trial: TrialStatus, result: AttemptResult | None) -> None:
+    if result is None:
+        return
+    if result.primary_metric:
+        trial.primary_metric = result.primary_metric
+    if result.export_uri:
+        trial.export_uri = result.export_uri
+
+
+def ask_planner(draft: Draft) -> PlannerDecision:
+    world = draft.world
+    decision = world.planner.decide(
+        PlannerView(
+            spec=draft.job.spec,
+            dataset=draft.status.validation.dataset,
+            trials=tuple(t.model_copy(deep=True) for t in draft.status.trials),
+            budget=draft.budget(),
+            default_model=world.policy.default_model,
+        )
+    )
+    check_proposals(
+        decision.new_trials, draft.status.trials, draft.job.spec.resources.max_gpus_per_trial
+    )
+    for proposal in decision.new_trials:
+        draft.status.trials.append(
+            TrialStatus(
+                name=proposal.name,
+                model=proposal.model,
+                pretrained=proposal.pretrained,
+                hyperparameters=dict(proposal.hyperparameters),
+                gpus=proposal.gpus,
+                allowance_gpu_seconds=proposal.allowance_gpu_seconds,
+            )
+        )
+    for trial in draft.status.trials:
+        if trial.name in decision.stop_trials:
+            trial.attempts = [request_stop(r, StopRequest.EARLY_STOPPED) for r in trial.attempts]
+    return decision
+
+
+def _finish_trial(trial: TrialStatus, state: TrialState, last: AttemptRecord, message: str) -> None:
+    trial.state = state
+    trial.outcome = last.outcome
+    trial.metrics = dict(last.metrics)
+    trial.message = message
+
+
+def refresh_trial(draft: Draft, trial: TrialStatus) -> None:
+    """The trial's state from its attempts; a retry is recorded when one is due."""
+    trial.charged_gpu_seconds = round(sum(r.charged_gpu_seconds for r in trial.attempts), 3)
+    trial.waived_gpu_seconds = round(sum(r.waived_gpu_seconds for r in trial.attempts), 3)
+    if trial.final:
+        return
+    last = trial.attempts[-1] if trial.attempts else None
+    if last is None:
+        if draft.finished:
+            trial.state, trial.message = TrialState.SKIPPED, "the job ended before it started"
+        else:
+            trial.state = TrialState.QUEUED
+        return
+    if not last.final:
+        trial.state = TrialState.RUNNING
+        return
+    outcome = last.outcome
+    if outcome in _SUCCESS:
+        _finish_trial(trial, TrialState.SUCCEEDED, last, last.billing_reason)
+        return
+    if outcome in CHARGED or outcome in PERMANENT:
+        _finish_trial(trial, TrialState.FAILED, last, last.message or last.billing_reason)
+        return
+    if draft.finished:
+        _finish_trial(
+            trial, TrialState.FAILED, last, f"the job ended first ({last.billing_reason})"
+        )
+        return
+    start, why = retry_or_give_up(draft, trial.attempts)
+    if why == "exhausted":
+        message = (
+            f"gave up after {len(trial.attempts)} attempts failed for reasons outside the job "
+            f"(last: {last.billing_reason})"
+        )
+        _finish_trial(trial, TrialState.FAILED, last, message)
+    else:
+        trial.state = TrialState.QUEUED if start else TrialState.RETRYING
+
+
+def dataset_failure(draft: Draft) -> None:
+    """A dataset or budget outcome in any trial fails the whole job at once."""
+    for trial in draft.status.trials:
+        last = trial.attempts[-1] if trial.attempts else None
+        reason = failure_for(last.outcome if last else None)
+        if last is not None and last.final and reason is not None:
+            draft.fail(reason, failure_message(draft, last, None, f"trial {trial.name}"))
+            return
+
+
+def start_trials(draft: Draft) -> None:
+    """Start queued trials in order while slots and the budget allow."""
+    limit = draft.job.spec.resources.max_parallel_trials
+    running = sum(1 for t in draft.status.trials if t.state == TrialState.RUNNING)
+    for trial in draft.status.trials:
+        if running >= limit:
+            return
+        if trial.state != TrialState.QUEUED:
+            continue
+        problem = hyperparameter_problem(trial.hyperparameters, f"trial {trial.name}")
+        if problem is not None:
+            trial.state, trial.message = TrialState.FAILED, problem
+            continue
+        budget = draft.budget()
+        allowance = round(trial.allowance_gpu_seconds - trial.charged_gpu_seconds, 3)
+        if allowance <= 0 or allowance > available(budget) + EPSILON:
+            if budget.reserved_gpu_seconds > 0 and allowance > 0:
+                return  # a running attempt may still free its reservation
+            trial.state = TrialState.SKIPPED
+            trial.message = (
+                f"budget exhausted: needs {hours(max(allowance, 0))} GPU-hours, "
+                f"{hours(available(budget))} left"
+            )
+            continue
+        trial.attempts.append(
+            draft.new_record(trial.name, len(trial.attempts) + 1, trial.gpus, allowance)
+        )
+        trial.state = TrialState.RUNNING
+        draft.status.training_start_time = draft.status.training_start_time or draft.now
+        running += 1
+
+
+def advance_trials(draft: Draft) -> PlannerDecision | None:
+    """Trial states from their attempts; while the job runs, new trials and starts."""
+    decision = None if draft.finished else ask_planner(draft)
+    for trial in draft.status.trials:
+        refresh_trial(draft, trial)
+    if decision is None:
+        return None  # an ended job only settles what still runs
+    dataset_failure(draft)
+    if not draft.finished:
+        start_trials(draft)
+    for trial in draft.status.trials:
+        refresh_trial(draft, trial)  # the job may have ended just now
+    return decision

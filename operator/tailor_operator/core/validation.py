@@ -1,0 +1,125 @@
+"""The CPU-only validation that comes before any GPU: dataset checks, feasibility."""
+
+from tailor_contract import AttemptResult
+from tailor_operator.core.draft import Draft
+from tailor_operator.core.ledger import hours
+from tailor_operator.core.retry import retry_time
+from tailor_operator.core.status import (
+    AttemptRecord,
+    DatasetSummary,
+    FailureReason,
+    Outcome,
+)
+
+_FAILURES = {
+    Outcome.DATASET_NOT_FOUND: FailureReason.DATASET_NOT_FOUND,
+    Outcome.DATASET_CORRUPT: FailureReason.DATASET_CORRUPT,
+    Outcome.BUDGET_NOT_ENOUGH: FailureReason.BUDGET_NOT_ENOUGH,
+}
+
+
+def failure_for(outcome: Outcome | None) -> FailureReason | None:
+    """The job's failure reason for a dataset or budget outcome (never retried)."""
+    return _FAILURES.get(outcome) if outcome else None
+
+
+def failure_message(
+    draft: Draft, record: AttemptRecord, result: AttemptResult | None, where: str
+) -> str:
+    said = (result.reason if result else "") or record.message
+    if record.outcome == Outcome.DATASET_CORRUPT:
+        problems = (result.problems if result else []) or ([said] if said else [])
+        return f"{where}: the dataset is invalid; first problems: " + "; ".join(problems[:5])
+    if record.outcome == Outcome.BUDGET_NOT_ENOUGH:
+        estimate = result.estimated_min_gpu_seconds if result else None
+        minimum = f"{hours(estimate)} GPU-hours" if estimate is not None else "unknown"
+        return (
+            f"{where}: the budget of {draft.job.spec.budget.gpu_hours} GPU-hours is below the "
+            f"estimated minimum ({minimum}) for a useful search. {said}".rstrip()
+        )
+    return f"{where}: the annotation file could not be read: {said or 'no detail'}"
+
+
+def record_validation_result(
+    draft: Draft, record: AttemptRecord, result: AttemptResult | None
+) -> None:
+    """Keep what a settled validation attempt reported (its pod may go away)."""
+    validation = draft.status.validation
+    if result is None:
+        return
+    if result.dataset is not None:
+        facts = result.dataset
+        validation.dataset = DatasetSummary(
+            images=facts.images,
+            classes=facts.classes,
+            mean_width=facts.mean_width,
+            mean_height=facts.mean_height,
+            digest=facts.digest,
+        )
+    if result.problems:
+        validation.problems = list(result.problems[:20])
+    if result.estimated_min_gpu_seconds is not None:
+        validation.estimated_min_gpu_seconds = result.estimated_min_gpu_seconds
+    if failure_for(record.outcome):
+        validation.message = failure_message(draft, record, result, "validation")
+
+
+def retry_or_give_up(draft: Draft, attempts: list[AttemptRecord]) -> tuple[bool, str]:
+    """(start another attempt now?, why not). Exhausted attempts return (False, 'exhausted')."""
+    policy = draft.world.policy
+    last = attempts[-1]
+    if len(attempts) >= policy.max_attempts:
+        return False, "exhausted"
+    failures = 0
+    for record in reversed(attempts):
+        if record.billing.value != "Waived":
+            break
+        failures += 1
+    at = retry_time(
+        last.finished_at or draft.now,
+        failures,
+        policy.backoff_base_seconds,
+        policy.backoff_max_seconds,
+    )
+    if draft.now >= at:
+        return True, ""
+    draft.wake.append(at)
+    return False, "backoff"
+
+
+def advance_validation(draft: Draft) -> None:
+    validation = draft.status.validation
+    if validation.state in ("Succeeded", "Failed") or draft.finished:
+        return
+    attempts = validation.attempts
+    last = attempts[-1] if attempts else None
+    if last is None:
+        attempts.append(draft.new_record("validate", 1, gpus=0, allowance=draft.limit))
+        validation.state = "Running"
+        return
+    if not last.final:
+        validation.state = "Running"
+        return
+    if last.outcome == Outcome.COMPLETED:
+        validation.state = "Succeeded"
+        return
+    failure = failure_for(last.outcome)
+    if failure is not None:
+        validation.state = "Failed"
+        draft.fail(failure, validation.message or failure_message(draft, last, None, "validation"))
+        return
+    start, why = retry_or_give_up(draft, attempts)
+    if start:
+        attempts.append(
+            draft.new_record("validate", len(attempts) + 1, gpus=0, allowance=draft.limit)
+        )
+        validation.state = "Running"
+    elif why == "exhausted":
+        validation.state = "Failed"
+        validation.message = (
+            f"validation failed {len(attempts)} times for reasons outside the job "
+            f"(last: {last.outcome.value if last.outcome else '?'}: {last.billing_reason})"
+        )
+        draft.fail(FailureReason.UNKNOWN, validation.message)
+    else:
+        validation.state = "Retrying"

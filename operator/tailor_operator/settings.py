@@ -1,0 +1,124 @@
+"""The operator's settings, from environment variables (the Helm chart sets them).
+
+Every variable is optional; a malformed one stops the operator at start with a
+message naming it.
+"""
+
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from tailor_operator.core.policy import DEFAULT_TRAIN_COMMAND, DEFAULT_VALIDATE_COMMAND, Policy
+
+T = TypeVar("T")
+PREFIX = "TAILOR_"
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    policy: Policy = field(default_factory=Policy)
+    calibration: tuple[str, str] | None = ("tailor-system", "tailor-calibration")
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
+    workers: int = 8
+    resync_seconds: float = 300.0
+    metrics_port: int = 8080
+    health_port: int = 8081
+
+
+def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
+    text = env.get(PREFIX + name)
+    if text is None or text.strip() == "":
+        return default
+    try:
+        return parse(text.strip())
+    except ValueError as error:
+        raise SettingsError(f"{PREFIX}{name}={text!r}: {error}") from None
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _command(text: str) -> tuple[str, ...]:
+    words = tuple(shlex.split(text))
+    if not words or not words[0]:
+        raise ValueError("must name a program")
+    return words
+
+
+def _object_ref(text: str) -> tuple[str, str] | None:
+    if text.lower() == "none":
+        return None
+    namespace, sep, name = text.partition("/")
+    if not sep or not namespace or not name:
+        raise ValueError("must be NAMESPACE/NAME (or 'none')")
+    return namespace, name
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise ValueError("must be a port number")
+    return value
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    base = Policy()
+    policy = Policy(
+        trainer_image=_read(env, "TRAINER_IMAGE", str, base.trainer_image),
+        train_command=_read(env, "TRAIN_COMMAND", _command, DEFAULT_TRAIN_COMMAND),
+        validate_command=_read(env, "VALIDATE_COMMAND", _command, DEFAULT_VALIDATE_COMMAND),
+        image_pull_policy=_read(env, "IMAGE_PULL_POLICY", str, base.image_pull_policy),
+        default_model=_read(env, "DEFAULT_MODEL", str, base.default_model),
+        max_attempts=_read(env, "MAX_ATTEMPTS", _positive_int, base.max_attempts),
+        backoff_base_seconds=_read(
+            env, "BACKOFF_BASE_SECONDS", _seconds, base.backoff_base_seconds
+        ),
+        backoff_max_seconds=_read(env, "BACKOFF_MAX_SECONDS", _seconds, base.backoff_max_seconds),
+        allowance_grace_seconds=_read(
+            env, "ALLOWANCE_GRACE_SECONDS", _seconds, base.allowance_grace_seconds
+        ),
+        image_pull_timeout_seconds=_read(
+            env, "IMAGE_PULL_TIMEOUT_SECONDS", _seconds, base.image_pull_timeout_seconds
+        ),
+        deletion_timeout_seconds=_read(
+            env, "DELETION_TIMEOUT_SECONDS", _seconds, base.deletion_timeout_seconds
+        ),
+        termination_grace_seconds=_read(
+            env, "TERMINATION_GRACE_SECONDS", _positive_int, base.termination_grace_seconds
+        ),
+        run_as_user=_read(env, "RUN_AS_USER", _positive_int, base.run_as_user),
+        cpu_per_gpu=_read(env, "CPU_PER_GPU", _seconds, base.cpu_per_gpu),
+        memory_gib_per_gpu=_read(env, "MEMORY_GIB_PER_GPU", _seconds, base.memory_gib_per_gpu),
+        validation_cpu=_read(env, "VALIDATION_CPU", _seconds, base.validation_cpu),
+        validation_memory_gib=_read(
+            env, "VALIDATION_MEMORY_GIB", _seconds, base.validation_memory_gib
+        ),
+    )
+    defaults = Settings()
+    return Settings(
+        policy=policy,
+        calibration=_read(env, "CALIBRATION_CONFIGMAP", _object_ref, defaults.calibration),
+        namespaces=_read(
+            env, "NAMESPACES", lambda t: tuple(n.strip() for n in t.split(",") if n.strip()), ()
+        ),
+        workers=_read(env, "WORKERS", _positive_int, defaults.workers),
+        resync_seconds=_read(env, "RESYNC_SECONDS", _seconds, defaults.resync_seconds),
+        metrics_port=_read(env, "METRICS_PORT", _port, defaults.metrics_port),
+        health_port=_read(env, "HEALTH_PORT", _port, defaults.health_port),
+    )

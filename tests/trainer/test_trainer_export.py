@@ -1,0 +1,159 @@
+"""Export: every format in the bundle reproduces the PyTorch model's outputs."""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import pytest
+import timm
+import torch
+
+from tailor_contract import AttemptResult, ExitCode
+from tailor_trainer.cli import main
+from tailor_trainer.exporter import write_bundle
+from tailor_trainer.model import create_model
+from tailor_trainer.storage import Storage
+from tailor_trainer.synthetic import SyntheticSpec, write
+
+CLASSES = ["cat", "dog", "owl"]
+
+
+def _meta(model_name: str, size: int) -> dict:
+    return {
+        "model": model_name,
+        "task": "classification",
+        "classes": CLASSES,
+        "input_size": size,
+        "data_config": {
+            "size": size,
+            "mean": [0.5, 0.5, 0.5],
+            "std": [0.5, 0.5, 0.5],
+            "interpolation": "bicubic",
+            "crop_pct": 0.95,
+        },
+        "metrics": {"top1_accuracy": 0.5},
+        "step": 7,
+        "primary_metric": "top1_accuracy",
+        "dataset_digest": "sha256:abc",
+        "gpu_seconds": 12.5,
+        "trial": {"dataset": {"train": "s3://d/train.json", "evaluation": None}},
+        "hyperparameters": {"lr": 0.001},
+    }
+
+
+@pytest.mark.parametrize("model_name", ["test_vit", "test_resnet"])
+def test_every_exported_format_matches_pytorch(tmp_path, model_name):
+    torch.manual_seed(0)
+    model = create_model(model_name, len(CLASSES), input_size=32).eval()
+    samples = torch.randn(4, 3, 32, 32)
+    card = write_bundle(model, _meta(model_name, 32), tmp_path, samples)
+    # A batch size the exporter never saw: the ONNX batch axis must be dynamic.
+    inputs = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        expected = model(inputs)
+
+    # safetensors + config.json form a folder timm itself loads, offline.
+    reloaded = timm.create_model(f"local-dir:{tmp_path}", pretrained=True).eval()
+    with torch.no_grad():
+        assert torch.allclose(reloaded(inputs), expected, atol=1e-6)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["label_names"] == CLASSES
+    assert config["num_classes"] == 3
+    assert config["pretrained_cfg"]["input_size"] == [3, 32, 32]
+
+    scripted = torch.jit.load(str(tmp_path / "model.torchscript.pt"))  # type: ignore[no-untyped-call]
+    with torch.no_grad():
+        assert torch.allclose(scripted(inputs), expected, atol=1e-5)
+
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"))
+    (logits,) = session.run(["logits"], {"input": inputs.numpy()})
+    np.testing.assert_allclose(logits, expected.numpy(), atol=1e-4)
+
+    assert card["onnx_check"]["max_abs_difference"] <= 1e-4
+    for name, digest in card["files"].items():
+        assert digest == "sha256:" + hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+    on_disk = json.loads((tmp_path / "model_card.json").read_text())
+    assert on_disk["classes"] == CLASSES
+    assert on_disk["dataset"]["digest"] == "sha256:abc"
+    assert on_disk["gpu_seconds"] == 12.5
+    assert {"torch", "timm", "onnx", "onnxruntime"} <= set(on_disk["versions"])
+
+
+def _train(tmp_path: Path, data: str, output: str, **overrides) -> tuple[int, AttemptResult]:
+    storage = Storage()
+    train = write(storage, data, SyntheticSpec(3, 8), "train.json")
+    config = {
+        "job": "ns/job",
+        "trial": "t",
+        "attempt": 1,
+        "task": "classification",
+        "dataset": {"train": train},
+        "model": "test_resnet",
+        "hyperparameters": {
+            "batch_size": 8,
+            "input_size": 32,
+            "workers": 0,
+            "epochs": 2,
+            "augmentation": 0.0,
+        },
+        "allowance_gpu_seconds": 600,
+        "calibration_factor": 1.0,
+        "gpus": 0,
+        "output": output,
+        **overrides,
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    code = main(["run", "--config", str(path)])
+    log = Path(os.environ["TAILOR_TERMINATION_LOG"])
+    return code, AttemptResult.model_validate_json(log.read_text())
+
+
+def test_the_export_command_bundles_the_best_checkpoint(tmp_path, termination_log):
+    output = str(tmp_path / "out")
+    code, result = _train(tmp_path, str(tmp_path / "data"), output)
+    assert code == ExitCode.SUCCESS, result.reason
+    assert main(["export", "--output", output]) == ExitCode.SUCCESS
+    card = json.loads((tmp_path / "out" / "export" / "model_card.json").read_text())
+    best = json.loads((tmp_path / "out" / "checkpoints" / "best.json").read_text())
+    assert card["metrics"] == best["metrics"]
+    assert card["step"] == best["step"]
+    assert card["classes"] == ["class-0", "class-1", "class-2"]
+    assert AttemptResult.model_validate_json(termination_log.read_text()).export_uri == (
+        str(tmp_path / "out" / "export")
+    )
+
+
+def test_exporting_before_any_evaluation_is_a_clear_error(tmp_path, termination_log):
+    assert main(["export", "--output", str(tmp_path / "empty")]) == 2
+    reason = AttemptResult.model_validate_json(termination_log.read_text()).reason
+    assert "no evaluated checkpoint to export" in reason
+
+
+@pytest.mark.integration
+def test_a_run_in_s3_trains_checkpoints_and_exports(
+    tmp_path, termination_log, s3_storage, bucket, s3
+):
+    output = f"s3://{bucket}/team-a/job/trial-0"
+    code, result = _train(tmp_path, f"s3://{bucket}/data", output, export=True)
+    assert code == ExitCode.SUCCESS, result.reason
+    assert result.export_uri == f"{output}/export"
+    assert result.result_uri == f"{output}/results/attempt-1.json"
+    keys = {o["Key"] for o in s3.client().list_objects_v2(Bucket=bucket)["Contents"]}
+    prefix = "team-a/job/trial-0/"
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "model.torchscript.pt",
+        "model.onnx",
+        "model_card.json",
+    ):
+        assert f"{prefix}export/{name}" in keys
+    assert f"{prefix}checkpoints/last.pt" in keys
+    assert not [key for key in keys if ".tmp-" in key]
+    document = json.loads(s3_storage.read(f"{output}/results/attempt-1.json"))
+    # 24 images, 3 held out for evaluation: 21 // batch 8 = 2 steps per epoch, 2 epochs.
+    assert document["result"]["steps"] == result.steps == 4

@@ -1,0 +1,49 @@
+import pytest
+
+from tailor_operator.settings import SettingsError, load_settings
+
+
+def test_defaults() -> None:
+    settings = load_settings({})
+    assert settings.calibration == ("tailor-system", "tailor-calibration")
+    assert settings.namespaces == ()
+    assert settings.policy.train_command[:2] == ("tailor-train", "run")
+    assert settings.policy.max_attempts == 5
+
+
+def test_every_variable_is_read() -> None:
+    settings = load_settings(
+        {
+            "TAILOR_TRAINER_IMAGE": "r/t:1",
+            "TAILOR_TRAIN_COMMAND": "python -m tailor_trainer run --config /etc/tailor/trial.json",
+            "TAILOR_MAX_ATTEMPTS": "2",
+            "TAILOR_BACKOFF_BASE_SECONDS": "0.5",
+            "TAILOR_CALIBRATION_CONFIGMAP": "none",
+            "TAILOR_NAMESPACES": "team-a, team-b",
+            "TAILOR_WORKERS": "3",
+        }
+    )
+    assert settings.policy.trainer_image == "r/t:1"
+    assert settings.policy.train_command[:3] == ("python", "-m", "tailor_trainer")
+    assert settings.policy.max_attempts == 2
+    assert settings.policy.backoff_base_seconds == 0.5
+    assert settings.calibration is None
+    assert settings.namespaces == ("team-a", "team-b")
+    assert settings.workers == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("TAILOR_MAX_ATTEMPTS", "0", "must be a positive integer"),
+        ("TAILOR_MAX_ATTEMPTS", "many", "invalid literal"),
+        ("TAILOR_BACKOFF_BASE_SECONDS", "-1", "must not be negative"),
+        ("TAILOR_CALIBRATION_CONFIGMAP", "just-a-name", "NAMESPACE/NAME"),
+        ("TAILOR_METRICS_PORT", "70000", "port number"),
+        ("TAILOR_TRAIN_COMMAND", "  '' ", "must name a program"),
+    ],
+)
+def test_a_bad_variable_is_named_in_the_error(name: str, value: str, words: str) -> None:
+    with pytest.raises(SettingsError, match=name) as error:
+        load_settings({name: value})
+    assert words in str(error.value)

@@ -1,0 +1,148 @@
+"""`tailor-train`: validate a dataset, run one trial attempt, or export a trained model.
+
+The exit code is the contract with the operator (tailor_contract.ExitCode); every
+sub-command also leaves an AttemptResult in the termination message.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+
+from tailor_contract import AttemptResult, ExitCode, describe_exit
+from tailor_trainer.errors import USAGE_EXIT, AttemptEnded, ConfigError
+from tailor_trainer.storage import Storage, StorageError
+from tailor_trainer.termination import write_termination_message
+
+log = logging.getLogger("tailor_trainer")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tailor-train", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    check = commands.add_parser("validate", help="check a COCO dataset on the CPU")
+    source = check.add_mutually_exclusive_group(required=True)
+    source.add_argument("--annotations", help="training annotation file URI")
+    source.add_argument(
+        "--config",
+        help="a TrialConfig JSON (what the operator's validation pod mounts): dataset, task, "
+        "endpoint, and the job's budget as allowance_gpu_seconds",
+    )
+    check.add_argument("--evaluation", help="evaluation annotation file URI")
+    check.add_argument("--task", choices=["classification", "multilabel"], default="classification")
+    check.add_argument("--endpoint", help="S3 endpoint URL (default: $AWS_ENDPOINT_URL)")
+    check.add_argument("--budget-gpu-seconds", type=float, help="fail with 67 below the estimate")
+    check.add_argument("--input-size", type=int, default=224, help="side used by the estimate")
+    check.add_argument("--min-images-per-class", type=int, default=2)
+    check.add_argument("--workers", type=int, default=16, help="parallel image reads")
+    check.add_argument("--max-problems", type=int, default=50, help="problems listed in full")
+
+    run = commands.add_parser("run", help="run one trial attempt")
+    run.add_argument("--config", required=True, help="TrialConfig JSON file")
+
+    export = commands.add_parser("export", help="write the export bundle of a trained trial")
+    export.add_argument("--output", required=True, help="the trial's output URI prefix")
+    export.add_argument("--checkpoint", help="weights to export (default: the best one)")
+    export.add_argument("--destination", help="bundle prefix (default: OUTPUT/export)")
+    export.add_argument("--endpoint", help="S3 endpoint URL (default: $AWS_ENDPOINT_URL)")
+    return parser
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from tailor_trainer.validate import ValidateOptions, validate
+
+    if args.config:
+        # The operator's validation pod: its allowance is the whole job's budget.
+        from tailor_trainer.config import load_trial_config
+
+        config = load_trial_config(args.config)
+        args.annotations = config.dataset.train
+        args.evaluation = args.evaluation or config.dataset.evaluation
+        args.task = config.task
+        args.endpoint = args.endpoint or config.dataset.endpoint
+        if args.budget_gpu_seconds is None:
+            args.budget_gpu_seconds = config.allowance_gpu_seconds
+    options = ValidateOptions(
+        annotations=args.annotations,
+        evaluation=args.evaluation,
+        task=args.task,
+        budget_gpu_seconds=args.budget_gpu_seconds,
+        input_size=args.input_size,
+        min_images_per_class=args.min_images_per_class,
+        workers=args.workers,
+        max_problems=args.max_problems,
+    )
+    report = validate(Storage(args.endpoint), options)
+    print(json.dumps(report.to_json(), indent=2))
+    write_termination_message(report.result)
+    log.info("validate: %s (%s)", report.code.name, report.result.reason)
+    return int(report.code)
+
+
+def _run(args: argparse.Namespace, started: float) -> int:
+    from tailor_trainer.run import run_from_file
+
+    return run_from_file(args.config, started)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from tailor_trainer.exporter import export_trial
+
+    uri = export_trial(
+        Storage(args.endpoint),
+        args.output,
+        checkpoint_uri=args.checkpoint,
+        destination=args.destination,
+    )
+    write_termination_message(AttemptResult(exit=ExitCode.SUCCESS.name, export_uri=uri))
+    print(json.dumps({"export_uri": uri}))
+    return int(ExitCode.SUCCESS)
+
+
+def _fail(code: int, reason: str, problems: list[str] | None = None) -> int:
+    log.error("%s: %s", describe_exit(code), reason)
+    write_termination_message(
+        AttemptResult(exit=describe_exit(code), reason=reason, problems=problems or [])
+    )
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # The container's start is what the operator charges: measure from here, not later.
+    # A rank started by our launcher counts from the launcher's start.
+    started = float(os.environ.get("TAILOR_STARTED_MONOTONIC", time.monotonic()))
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # The ONNX exporter logs every graph rewrite at INFO; the trainer's own lines matter.
+    for noisy in ("onnx_ir", "onnxscript", "torch.onnx", "torch._dynamo", "torch.export"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "validate":
+            return _validate(args)
+        if args.command == "run":
+            return _run(args, started)
+        return _export(args)
+    except ConfigError as error:
+        return _fail(USAGE_EXIT, f"invalid configuration: {error}")
+    except AttemptEnded as error:
+        # Raised before a run could keep its own books (e.g. export, early dataset errors).
+        return _fail(int(error.code), error.reason, error.problems)
+    except StorageError as error:
+        # Network, throttling, a server error: another attempt may well succeed.
+        return _fail(int(ExitCode.RETRYABLE), f"storage error: {error}")
+    except Exception as error:
+        traceback.print_exc()
+        return _fail(1, f"unexpected {type(error).__name__}: {error}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

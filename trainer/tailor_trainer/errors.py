@@ -1,0 +1,55 @@
+"""Exceptions that end an attempt with a contract exit code, and the reason in words."""
+
+from tailor_contract import ExitCode
+
+# argparse's convention for a bad command line; the contract leaves it "unexplained",
+# which is right: a bad config is the system's fault, never the user's dataset.
+USAGE_EXIT = 2
+
+
+class ConfigError(Exception):
+    """The command line, the trial config or its hyperparameters are wrong."""
+
+
+class AttemptEnded(Exception):
+    """Ends the attempt with a contract exit code; the message is the user-facing reason."""
+
+    code: ExitCode = ExitCode.RETRYABLE
+    stopped_by = ""
+
+    def __init__(self, reason: str, problems: list[str] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = _last_line_of_worker_traceback(reason)
+        self.problems = problems or []
+
+
+def _last_line_of_worker_traceback(reason: str) -> str:
+    """A DataLoader worker's exception arrives re-raised with its whole traceback as the
+    message; the user needs its last line, without the exception's module path."""
+    if "Traceback" not in reason:
+        return reason
+    last = [line for line in reason.strip().splitlines() if line.strip()][-1]
+    name, separator, message = last.partition(": ")
+    return message if separator and "." in name and " " not in name else last
+
+
+class DatasetNotFound(AttemptEnded):
+    code = ExitCode.DATASET_NOT_FOUND
+    stopped_by = "dataset"
+
+
+class DatasetCorrupt(AttemptEnded):
+    code = ExitCode.DATASET_CORRUPT
+    stopped_by = "dataset"
+
+
+class Diverged(AttemptEnded):
+    code = ExitCode.DIVERGED
+    stopped_by = "diverged"
+
+
+class Interrupted(AttemptEnded):
+    """SIGTERM: the checkpoint is written; another attempt will resume from it."""
+
+    code = ExitCode.RETRYABLE
+    stopped_by = "signal"

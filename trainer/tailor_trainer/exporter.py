@@ -1,0 +1,158 @@
+"""The export bundle: safetensors + timm config + class names, TorchScript, ONNX checked
+against PyTorch with onnxruntime, and a model card. The card is written last, so a
+bundle with a card is complete."""
+
+import hashlib
+import json
+import logging
+import tempfile
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from timm.models._hub import save_config_for_hf
+
+from tailor_trainer import checkpoint
+from tailor_trainer.model import create_model
+from tailor_trainer.storage import Storage, join
+
+log = logging.getLogger(__name__)
+
+ONNX_TOLERANCE = 1e-4
+FILES = ("model.safetensors", "config.json", "model.torchscript.pt", "model.onnx")
+
+
+class ExportError(Exception):
+    """The exported model does not reproduce the PyTorch model."""
+
+
+def _trace(model: torch.nn.Module, sample: torch.Tensor, path: Path) -> None:
+    with warnings.catch_warnings():
+        # TorchScript is deprecated upstream, but it is still what many servers load.
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(model, sample)  # type: ignore[no-untyped-call]
+        torch.jit.save(traced, str(path))
+
+
+def _onnx(model: torch.nn.Module, sample: torch.Tensor, path: Path) -> None:
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    program = torch.onnx.export(
+        model,
+        (sample,),
+        dynamo=True,
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_shapes=({0: batch},),
+        verbose=False,
+    )
+    if program is None:
+        raise ExportError("torch.onnx.export returned no program")
+    program.save(str(path))
+
+
+def onnx_max_difference(model: torch.nn.Module, path: Path, samples: torch.Tensor) -> float:
+    """Largest absolute difference between onnxruntime's and PyTorch's logits."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(["logits"], {"input": samples.numpy()})
+    with torch.no_grad():
+        expected = model(samples).numpy()
+    return float(np.max(np.abs(np.asarray(logits) - expected)))
+
+
+def write_bundle(
+    model: torch.nn.Module, meta: dict[str, Any], folder: Path, samples: torch.Tensor
+) -> dict[str, Any]:
+    """Writes FILES and model_card.json into folder; returns the card."""
+    model = model.eval().cpu()
+    save_file(
+        {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()},
+        str(folder / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
+    data = meta["data_config"]
+    save_config_for_hf(
+        model,
+        str(folder / "config.json"),
+        model_config={"label_names": list(meta["classes"])},
+        data_config={
+            "input_size": (3, data["size"], data["size"]),
+            "mean": data["mean"],
+            "std": data["std"],
+            "interpolation": data["interpolation"],
+            "crop_pct": data["crop_pct"],
+        },
+    )
+    _trace(model, samples[:1], folder / "model.torchscript.pt")
+    _onnx(model, samples[:2], folder / "model.onnx")
+    difference = onnx_max_difference(model, folder / "model.onnx", samples)
+    if difference > ONNX_TOLERANCE:
+        raise ExportError(f"ONNX logits differ from PyTorch's by {difference:.3g}")
+    card = {
+        "model": meta["model"],
+        "task": meta["task"],
+        "classes": meta["classes"],
+        "input": data,
+        "metrics": meta["metrics"],
+        "primary_metric": meta["primary_metric"],
+        "step": meta["step"],
+        "dataset": {
+            "digest": meta["dataset_digest"],
+            "train": meta["trial"]["dataset"]["train"],
+            "evaluation": meta["trial"]["dataset"].get("evaluation"),
+        },
+        "gpu_seconds": meta["gpu_seconds"],
+        "trial": meta["trial"],
+        "hyperparameters": meta["hyperparameters"],
+        "onnx_check": {"samples": len(samples), "max_abs_difference": difference},
+        "versions": _versions(),
+        "files": {name: _sha256(folder / name) for name in FILES},
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    (folder / "model_card.json").write_text(json.dumps(card, indent=2))
+    return card
+
+
+def _versions() -> dict[str, str]:
+    import onnxruntime
+
+    from tailor_trainer.result import versions
+
+    return {**versions(), "onnxruntime": onnxruntime.__version__}
+
+
+def _sha256(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def export_trial(
+    storage: Storage,
+    output: str,
+    checkpoint_uri: str | None = None,
+    destination: str | None = None,
+    samples: int = 4,
+) -> str:
+    """Export the trial's best weights (or a named safetensors file) to destination."""
+    weights, meta = checkpoint.load_best(storage, output)
+    if checkpoint_uri:
+        from safetensors.torch import load as load_safetensors
+
+        weights = load_safetensors(storage.read(checkpoint_uri))
+    size = int(meta["input_size"])
+    model = create_model(meta["model"], len(meta["classes"]), input_size=size)
+    model.load_state_dict(weights)
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(samples, 3, size, size, generator=generator)
+    target = destination or join(output, "export")
+    with tempfile.TemporaryDirectory(prefix="tailor-export-") as scratch:
+        folder = Path(scratch)
+        write_bundle(model, meta, folder, inputs)
+        for name in (*FILES, "model_card.json"):
+            storage.write(join(target, name), (folder / name).read_bytes())
+    log.info("exported %s (step %s) to %s", meta["model"], meta["step"], target)
+    return target

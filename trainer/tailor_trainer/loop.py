@@ -1,0 +1,100 @@
+"""One training step, and the pieces it is built from: loss, precision, memory format."""
+
+import contextlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+import torch
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.lr_scheduler import LRScheduler
+
+from tailor_contract import Hyperparameters
+from tailor_trainer.distributed import World
+
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Autocast = Callable[[], AbstractContextManager[object]]
+
+
+def create_loss(multilabel: bool, label_smoothing: float) -> Loss:
+    if not multilabel:
+
+        def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            return F.cross_entropy(logits.float(), targets, label_smoothing=label_smoothing)
+
+        return cross_entropy
+
+    def binary_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        smoothed = targets * (1 - label_smoothing) + label_smoothing / 2
+        return F.binary_cross_entropy_with_logits(logits.float(), smoothed)
+
+    return binary_cross_entropy
+
+
+def create_autocast(device: torch.device, hp: Hyperparameters) -> Autocast:
+    """bf16 autocast on CUDA only: CPU autocast is slow and tests want exact fp32."""
+    if device.type == "cuda" and hp.precision == "bf16":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def uses_channels_last(device: torch.device, hp: Hyperparameters) -> bool:
+    return device.type == "cuda" and hp.channels_last
+
+
+def prepare_model(model: torch.nn.Module, world: World, hp: Hyperparameters) -> torch.nn.Module:
+    """Device, memory format, DDP and compile, in the order that works for all four."""
+    model = model.to(world.device)
+    if uses_channels_last(world.device, hp):
+        model = model.to(memory_format=torch.channels_last)
+    if world.distributed:
+        ids = [world.local_rank] if world.device.type == "cuda" else None
+        model = DistributedDataParallel(model, device_ids=ids)
+    if hp.compile:
+        compiled: torch.nn.Module = torch.compile(model)  # type: ignore[assignment]
+        return compiled
+    return model
+
+
+class StepRunner:
+    """Forward, loss, backward, clip, optimizer and scheduler step. Returns the loss on
+    the device, unsynchronised: reading it every step would stall a GPU."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: LRScheduler,
+        loss: Loss,
+        device: torch.device,
+        autocast: Autocast,
+        channels_last: bool,
+        grad_clip: float,
+    ) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.loss = loss
+        self.device = device
+        self.autocast = autocast
+        self.channels_last = channels_last
+        self.grad_clip = grad_clip
+
+    def __call__(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        images = images.to(self.device, non_blocking=True)
+        targets = targets.to(self.device, non_blocking=True)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with self.autocast():
+            loss = self.loss(self.model(images), targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.detach()
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])

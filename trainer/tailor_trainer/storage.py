@@ -1,0 +1,215 @@
+"""All object I/O of the trainer: local paths and S3-compatible stores behind one API.
+
+This is the only module that touches boto3. Writes are atomic in both worlds: a
+temporary file renamed into place, or a temporary object copied to its key and
+deleted, so a reader never sees half a checkpoint.
+"""
+
+import os
+import posixpath
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+class StorageError(Exception):
+    """A storage failure that another attempt may not see (network, throttling, server)."""
+
+
+class ObjectNotFound(StorageError):
+    """The object, its bucket or the permission to read it is missing."""
+
+
+# Missing, or not readable with these credentials: either way the user must act.
+_MISSING_CODES = frozenset(
+    {
+        "404", "NoSuchKey", "NoSuchBucket", "NotFound",
+        "403", "AccessDenied", "Forbidden", "AllAccessDisabled",
+        "InvalidAccessKeyId", "SignatureDoesNotMatch",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    key: str
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def parse_s3(uri: str) -> S3Location:
+    rest = uri.removeprefix("s3://")
+    bucket, _, key = rest.partition("/")
+    if not bucket:
+        raise ValueError(f"S3 URI without a bucket: {uri!r}")
+    return S3Location(bucket, key)
+
+
+def local_path(uri: str) -> Path:
+    return Path(uri.removeprefix("file://"))
+
+
+def join(base: str, *parts: str) -> str:
+    """Join path segments onto a URI prefix (s3:// or local), like os.path.join."""
+    if is_s3(base):
+        return "s3://" + posixpath.join(base.removeprefix("s3://"), *parts)
+    return str(local_path(base).joinpath(*parts))
+
+
+def resolve(annotation_uri: str, reference: str) -> str:
+    """Where an image named in an annotation file lives: absolute as given, else beside it."""
+    if "://" in reference or reference.startswith("/"):
+        return reference
+    if is_s3(annotation_uri):
+        parent = posixpath.dirname(annotation_uri.removeprefix("s3://"))
+        return "s3://" + posixpath.normpath(posixpath.join(parent, reference))
+    return str(local_path(annotation_uri).parent / reference)
+
+
+class Storage:
+    """Reads and writes objects by URI; picklable, so data loader workers can carry it."""
+
+    def __init__(self, endpoint: str | None = None) -> None:
+        # The config's endpoint wins; else the standard variable, as the AWS CLI does.
+        self.endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL") or None
+        self._client: S3Client | None = None
+        self._client_pid = 0
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # boto3 clients do not survive a fork or a pickle; each process builds its own.
+        return {"endpoint": self.endpoint}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["endpoint"])  # type: ignore[misc]
+
+    def _s3(self) -> "S3Client":
+        with self._lock:
+            if self._client is None or self._client_pid != os.getpid():
+                import boto3
+                from botocore.config import Config
+
+                config = Config(
+                    retries={"max_attempts": 5, "mode": "standard"},
+                    max_pool_connections=32,
+                    s3={"addressing_style": "path"} if self.endpoint else {},
+                )
+                session = boto3.session.Session()
+                self._client = session.client("s3", endpoint_url=self.endpoint, config=config)
+                self._client_pid = os.getpid()
+            return self._client
+
+    def read(self, uri: str) -> bytes:
+        if not is_s3(uri):
+            try:
+                return local_path(uri).read_bytes()
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as error:
+                raise ObjectNotFound(f"{uri}: no such file") from error
+            except PermissionError as error:
+                raise ObjectNotFound(f"{uri}: permission denied") from error
+            except OSError as error:
+                raise StorageError(f"{uri}: {error}") from error
+        location = parse_s3(uri)
+        with _s3_errors(uri):
+            response = self._s3().get_object(Bucket=location.bucket, Key=location.key)
+            return response["Body"].read()
+
+    def exists(self, uri: str) -> bool:
+        if not is_s3(uri):
+            return local_path(uri).is_file()
+        location = parse_s3(uri)
+        try:
+            with _s3_errors(uri):
+                self._s3().head_object(Bucket=location.bucket, Key=location.key)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def write(self, uri: str, data: bytes) -> None:
+        """Atomically replace the object at uri with data."""
+        if not is_s3(uri):
+            self._write_local(local_path(uri), data)
+            return
+        location = parse_s3(uri)
+        temporary = f"{location.key}.tmp-{uuid.uuid4().hex}"
+        s3 = self._s3()
+        with _s3_errors(uri):
+            s3.put_object(Bucket=location.bucket, Key=temporary, Body=data)
+            try:
+                # Managed copy: multipart above 5 GB, which copy_object refuses.
+                s3.copy(
+                    {"Bucket": location.bucket, "Key": temporary}, location.bucket, location.key
+                )
+            finally:
+                s3.delete_object(Bucket=location.bucket, Key=temporary)
+
+    @staticmethod
+    def _write_local(path: Path, data: bytes) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
+            with temporary.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except OSError as error:
+            raise StorageError(f"{path}: {error}") from error
+
+    def delete(self, uri: str) -> None:
+        if not is_s3(uri):
+            local_path(uri).unlink(missing_ok=True)
+            return
+        location = parse_s3(uri)
+        with _s3_errors(uri):
+            self._s3().delete_object(Bucket=location.bucket, Key=location.key)
+
+    def list(self, prefix: str) -> list[str]:
+        """URIs of the objects under a prefix (a folder for local paths), sorted."""
+        if not is_s3(prefix):
+            root = local_path(prefix)
+            if not root.is_dir():
+                return []
+            return sorted(str(p) for p in root.rglob("*") if p.is_file())
+        location = parse_s3(prefix)
+        found: list[str] = []
+        with _s3_errors(prefix):
+            paginator = self._s3().get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=location.bucket, Prefix=location.key):
+                found.extend(
+                    f"s3://{location.bucket}/{item['Key']}" for item in page.get("Contents", [])
+                )
+        return sorted(found)
+
+
+class _s3_errors:
+    """Turns botocore exceptions into ObjectNotFound or StorageError, naming the URI."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: Any
+    ) -> None:
+        if error is None or isinstance(error, StorageError):
+            return
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if isinstance(error, ClientError):
+            code = str(error.response.get("Error", {}).get("Code", ""))
+            if code in _MISSING_CODES:
+                raise ObjectNotFound(f"{self.uri}: {code}") from error
+            raise StorageError(f"{self.uri}: {code or error}") from error
+        if isinstance(error, BotoCoreError):
+            raise StorageError(f"{self.uri}: {error}") from error

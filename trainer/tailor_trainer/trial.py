@@ -1,0 +1,244 @@
+"""Wires the factories into one trial: data, model, optimizer, scheduler, step, books."""
+
+import dataclasses
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.optim.lr_scheduler import LRScheduler
+from torch.utils.data import DataLoader
+
+from tailor_contract import Hyperparameters, TrialConfig
+from tailor_trainer import checkpoint
+from tailor_trainer.cache import CachedReader, default_cache_dir
+from tailor_trainer.config import primary_metric_of
+from tailor_trainer.data import (
+    CocoImages,
+    DataConfig,
+    EpochBatchSampler,
+    create_loader,
+    create_transform,
+    steps_per_epoch,
+    total_steps,
+)
+from tailor_trainer.datasets import LabelledDataset, class_counts, load_dataset
+from tailor_trainer.distributed import World
+from tailor_trainer.divergence import DivergenceMonitor, chance_loss
+from tailor_trainer.errors import ConfigError
+from tailor_trainer.loop import (
+    Autocast,
+    StepRunner,
+    create_autocast,
+    create_loss,
+    prepare_model,
+    uses_channels_last,
+)
+from tailor_trainer.model import create_model, data_config_of, load_weights
+from tailor_trainer.optim import create_optimizer, create_scheduler
+from tailor_trainer.storage import Storage
+
+log = logging.getLogger(__name__)
+Loader = DataLoader[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class Books:
+    """What the trial has done so far; saved in every checkpoint, restored on resume."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    images_seen: int = 0
+    gpu_seconds_before: float = 0.0  # calibrated GPU-seconds of earlier attempts
+    best_value: float | None = None
+    best_step: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    confusion_matrix: list[list[int]] = field(default_factory=list)
+    evaluated_at: int = -1
+    resumed_from: int | None = None
+
+    def state(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def restore(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            if hasattr(self, key):
+                setattr(self, key, value)
+
+
+@dataclass
+class Trial:
+    config: TrialConfig
+    hp: Hyperparameters
+    world: World
+    storage: Storage
+    dataset: LabelledDataset
+    data_config: DataConfig
+    model: torch.nn.Module  # what the step runs: maybe DDP- or compile-wrapped
+    plain: torch.nn.Module  # the same parameters, unwrapped: evaluate, save, export
+    optimizer: torch.optim.Optimizer
+    scheduler: LRScheduler
+    runner: StepRunner
+    sampler: EpochBatchSampler
+    train_loader: Loader
+    eval_loader: Loader | None  # main rank only
+    per_epoch: int
+    total_steps: int
+    autocast: Autocast
+    monitor: DivergenceMonitor
+    primary_metric: str
+    books: Books = field(default_factory=Books)
+
+    @property
+    def multilabel(self) -> bool:
+        return self.dataset.task == "multilabel"
+
+    @property
+    def global_batch(self) -> int:
+        return self.sampler.batch_size * self.world.size
+
+
+def seed_everything(seed: int, rank: int) -> None:
+    # Ranks differ in augmentation randomness; the sampler's order comes from `seed` alone.
+    random.seed(seed + rank)
+    np.random.seed((seed + rank) % 2**32)
+    torch.manual_seed(seed + rank)
+
+
+def _class_frequencies(dataset: LabelledDataset) -> np.ndarray:
+    counts = class_counts(dataset.train)
+    total = max(1, len(dataset.train))
+    return np.array([counts[i] / total for i in range(len(dataset.classes))])
+
+
+def build_trial(config: TrialConfig, hp: Hyperparameters, world: World, storage: Storage) -> Trial:
+    task = config.task
+    if task == "detection":
+        raise ConfigError("task 'detection' is not supported by this trainer yet")
+    dataset = load_dataset(
+        storage,
+        config.dataset.train,
+        config.dataset.evaluation,
+        task,
+        hp.eval_fraction,
+        config.seed,
+    )
+    classes = len(dataset.classes)
+    plain = create_model(config.model, classes, input_size=hp.input_size, drop_path=hp.drop_path)
+    if config.pretrained:
+        load_weights(plain, storage, config.pretrained)
+    data_config = data_config_of(plain, hp.input_size)
+    multilabel = task == "multilabel"
+    reader = CachedReader(storage, default_cache_dir())
+    pin = world.device.type == "cuda"
+    train_set = CocoImages(
+        dataset.train,
+        reader,
+        create_transform(data_config, True, hp.augmentation),
+        classes,
+        multilabel,
+    )
+    sampler = EpochBatchSampler(len(train_set), hp.batch_size, config.seed, world.rank, world.size)
+    train_loader = create_loader(
+        train_set, batch_sampler=sampler, workers=hp.workers, pin_memory=pin
+    )
+    eval_loader = None
+    if world.is_main:
+        eval_set = CocoImages(
+            dataset.evaluation,
+            reader,
+            create_transform(data_config, False, 0.0),
+            classes,
+            multilabel,
+        )
+        eval_loader = create_loader(
+            eval_set, batch_size=hp.batch_size * 2, workers=hp.workers, pin_memory=pin
+        )
+    model = prepare_model(plain, world, hp)
+    optimizer = create_optimizer(plain, hp)
+    per_epoch = steps_per_epoch(sampler)
+    steps = total_steps(hp.epochs, hp.max_steps, per_epoch)
+    scheduler = create_scheduler(optimizer, hp, steps)
+    autocast = create_autocast(world.device, hp)
+    runner = StepRunner(
+        model,
+        optimizer,
+        scheduler,
+        create_loss(multilabel, hp.label_smoothing),
+        world.device,
+        autocast,
+        uses_channels_last(world.device, hp),
+        hp.grad_clip,
+    )
+    chance = chance_loss(task, _class_frequencies(dataset), hp.label_smoothing)
+    log.info(
+        "trial %s attempt %d: %s, %d classes, %d train / %d eval images, %d steps "
+        "(%d per epoch, batch %d x %d), input %dpx, device %s",
+        config.trial,
+        config.attempt,
+        config.model,
+        classes,
+        len(dataset.train),
+        len(dataset.evaluation),
+        steps,
+        per_epoch,
+        sampler.batch_size,
+        world.size,
+        data_config.size,
+        world.device,
+    )
+    return Trial(
+        config=config,
+        hp=hp,
+        world=world,
+        storage=storage,
+        dataset=dataset,
+        data_config=data_config,
+        model=model,
+        plain=plain,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        runner=runner,
+        sampler=sampler,
+        train_loader=train_loader,
+        eval_loader=eval_loader,
+        per_epoch=per_epoch,
+        total_steps=steps,
+        autocast=autocast,
+        monitor=DivergenceMonitor(chance, hp.divergence_patience_steps),
+        primary_metric=primary_metric_of(config),
+    )
+
+
+def checkpoint_state(trial: Trial, gpu_seconds_now: float) -> dict[str, Any]:
+    books = trial.books.state()
+    books["gpu_seconds_before"] = gpu_seconds_now  # what the next attempt inherits
+    return {
+        "format": 1,
+        "model_name": trial.config.model,
+        "classes": trial.dataset.class_names,
+        "model": checkpoint.unwrap(trial.model).state_dict(),
+        "optimizer": trial.optimizer.state_dict(),
+        "scheduler": trial.scheduler.state_dict(),
+        "divergence": trial.monitor.state_dict(),
+        "books": books,
+        "rng": checkpoint.rng_state(),
+    }
+
+
+def restore(trial: Trial, state: dict[str, Any], uri: str) -> None:
+    if state.get("model_name") != trial.config.model:
+        raise ConfigError(f"checkpoint {uri} is for model {state.get('model_name')!r}")
+    if state.get("classes") != trial.dataset.class_names:
+        raise ConfigError(f"checkpoint {uri} was trained on other classes")
+    trial.plain.load_state_dict(state["model"])
+    trial.optimizer.load_state_dict(state["optimizer"])
+    trial.scheduler.load_state_dict(state["scheduler"])
+    trial.monitor.load_state_dict(state["divergence"])
+    trial.books.restore(state["books"])
+    trial.books.resumed_from = trial.books.step
+    checkpoint.restore_rng(state["rng"])
+    log.info("resumed from %s at step %d (epoch %d)", uri, trial.books.step, trial.books.epoch)
