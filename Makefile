@@ -3,10 +3,10 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-GO_TOOLS := kubernetes etcd kwok minio
+GO_TOOLS := kubernetes etcd kwok minio helm kstatus
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools test test-unit test-integration lint cluster-up cluster-down install-crds run bench clean
+.PHONY: help venv tools test test-unit test-integration lint cluster-up cluster-down install-crds run bench clean demo
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ venv: $(VENV)/.installed  ## create .venv with every pinned dependency
 tools:  ## build the pinned Go binaries (once per version; cached in ~/.cache/tailor/bin)
 	@for module in $(GO_TOOLS); do hack/build-tools.sh $$module >/dev/null || exit 1; done
 	@command -v prometheus >/dev/null || { echo "prometheus is missing: apt-get install prometheus" >&2; exit 1; }
+	@command -v lua5.1 >/dev/null || { echo "lua5.1 is missing (Argo CD health check tests): apt-get install lua5.1" >&2; exit 1; }
+	@# The chart tests read the Prometheus Operator's CRDs from this pinned module.
+	@cd hack/tools/prometheus-operator && GOFLAGS=-mod=readonly go mod download
 
 test: venv tools  ## run every test: unit, integration (real servers), end to end
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -40,12 +43,17 @@ lint: venv  ## ruff, mypy, and the import contracts between layers
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/hadolint docker/operator.Dockerfile docker/trainer.Dockerfile
 
 cluster-up: venv tools  ## start the local cluster in the background; writes .tailor/cluster.env
 	$(VENV)/bin/tailor-cluster up
 
 cluster-down: venv  ## stop every process cluster-up started
 	$(VENV)/bin/tailor-cluster down
+
+demo: venv  ## the main job here: kubectl apply a TrainingJob, train a digit classifier, classify images with it
+	@command -v prometheus >/dev/null || { echo "prometheus is missing: apt-get install prometheus" >&2; exit 1; }
+	$(PY) -m tailor_devcluster.demo
 
 install-crds: tools  ## apply crds/ to the cluster in $KUBECONFIG (source .tailor/cluster.env first)
 	"$$(hack/build-tools.sh kubernetes)/kubectl" apply --server-side -f crds/

@@ -17,7 +17,9 @@ module="$here/tools/$name"
 cache_root=${TAILOR_BIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tailor/bin}
 version=$(awk '/^require/ && NF==3 {print $3; exit}' "$module/go.mod")
 [ -n "$version" ] || version=$(awk '/^require \(/ {getline; print $2; exit}' "$module/go.mod")
-digest=$(cat "$module/go.mod" "$module/go.sum" | sha256sum | cut -c1-10)
+# Everything that shapes the binaries: the pins, our own Go files, extra link flags.
+digest=$(cat "$module/go.mod" "$module/go.sum" "$module"/*.go $(ls "$module/ldflags" 2>/dev/null) \
+    | sha256sum | cut -c1-10)
 out="$cache_root/$name-$version-$digest"
 
 if [ -f "$out/.complete" ]; then
@@ -40,11 +42,15 @@ fi
 start=$(date +%s)
 echo "build-tools: building ${packages[*]} ($version)" >&2
 # Static, stripped binaries: nothing on the machine has to match them.
-CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$tmp/" "${packages[@]}"
+# An optional ldflags file adds link flags (kubernetes stamps its version with it).
+extra_ldflags=$(grep -v '^#' ldflags 2>/dev/null | tr '\n' ' ' || true)
+CGO_ENABLED=0 go build -trimpath -ldflags="-s -w $extra_ldflags" -o "$tmp/" "${packages[@]}"
 chmod 755 "$tmp"
 touch "$tmp/.complete"
-rm -rf "$out"
-mv "$tmp" "$out"
+# Another build of the same version may have finished first: keep whichever landed.
+if ! mv -T "$tmp" "$out" 2>/dev/null; then
+    [ -f "$out/.complete" ] || { rm -rf "$out"; mv -T "$tmp" "$out"; }
+fi
 trap - EXIT
 echo "build-tools: $name built in $(( $(date +%s) - start ))s" >&2
 echo "$out"

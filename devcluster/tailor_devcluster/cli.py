@@ -1,6 +1,7 @@
 """`tailor-cluster`: run the local cluster in the background for development.
 
 tailor-cluster up      start it (or report the one running) and print its variables
+                       (--agent-slots N: with the node agent, which runs pods for real)
 tailor-cluster down    stop every process it started
 tailor-cluster env     print the variables of the running cluster
 """
@@ -51,7 +52,9 @@ def _serve(arguments: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, request_stop)
     # Each `up` is a fresh cluster: old etcd data would not match the new certificates.
     shutil.rmtree(state / "run", ignore_errors=True)
-    settings = ClusterSettings(state_dir=state / "run", gpu_nodes=arguments.gpu_nodes)
+    settings = ClusterSettings(
+        state_dir=state / "run", gpu_nodes=arguments.gpu_nodes, agent_slots=arguments.agent_slots
+    )
     cluster = LocalCluster(settings)
     try:
         cluster.start()
@@ -93,6 +96,8 @@ def _up(arguments: argparse.Namespace) -> int:
             "serve",
             "--gpu-nodes",
             str(arguments.gpu_nodes),
+            "--agent-slots",
+            str(arguments.agent_slots),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -162,8 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start the local cluster in the background")
     up.add_argument("--gpu-nodes", type=int, default=4, help="simulated GPU nodes (default 4)")
+    up.add_argument(
+        "--agent-slots",
+        type=int,
+        default=0,
+        help="also run the node agent, which runs pods as local processes, with this many "
+        'CPU-backed "GPU" slots (its CUDA devices instead, when it has any); default 0: off',
+    )
     serve = commands.add_parser("serve", help=argparse.SUPPRESS)
     serve.add_argument("--gpu-nodes", type=int, default=4)
+    serve.add_argument("--agent-slots", type=int, default=0)
     commands.add_parser("down", help="stop the local cluster")
     commands.add_parser("env", help="print the running cluster's variables")
     arguments = parser.parse_args(argv)

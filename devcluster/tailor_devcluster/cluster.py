@@ -3,6 +3,7 @@
 import os
 import shlex
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,12 +13,18 @@ from kubernetes import client, config
 
 from tailor_devcluster.binaries import Binaries
 from tailor_devcluster.controlplane import (
+    NODE_MONITOR_GRACE_SECONDS,
     ControlPlane,
     start_apiserver,
     start_controllers,
     start_etcd,
 )
-from tailor_devcluster.kwok import GpuNodeSpec, create_gpu_nodes, start_kwok
+from tailor_devcluster.kwok import (
+    NODE_LEASE_SECONDS,
+    GpuNodeSpec,
+    create_gpu_nodes,
+    start_kwok,
+)
 from tailor_devcluster.minio import S3Endpoint, start_minio
 from tailor_devcluster.processes import ProcessFailed, Supervisor, wait_until
 from tailor_devcluster.prometheus import PrometheusServer, start_prometheus
@@ -34,6 +41,15 @@ class ClusterSettings:
     kubernetes: bool = True
     minio: bool = True
     prometheus: bool = True
+    # Short by default so tests see a lost node within seconds; hundreds of nodes want
+    # the kubelet's upstream 40 s lease and 40 s grace, or lease renewals alone fill the CPU.
+    node_lease_seconds: int = NODE_LEASE_SECONDS
+    node_monitor_grace_seconds: int = NODE_MONITOR_GRACE_SECONDS
+    # The node agent (a development kubelet that runs pods as local processes): off
+    # at 0; else this many CPU-backed "GPU" slots, or the machine's CUDA devices.
+    agent_slots: int = 0
+    agent_node_name: str = "tailor-agent"
+    agent_cuda: bool = True
 
     def node_specs(self) -> list[GpuNodeSpec]:
         return [
@@ -58,6 +74,7 @@ class LocalCluster:
         self.s3: S3Endpoint | None = None
         self.prometheus: PrometheusServer | None = None
         self.gpu_nodes: list[str] = []
+        self.agent_node: str | None = None
         self.startup_seconds = 0.0
 
     # -- lifecycle ---------------------------------------------------------------
@@ -107,8 +124,10 @@ class LocalCluster:
         state = self.settings.state_dir
         etcd_url = start_etcd(self.supervisor, binaries, state / "etcd")
         plane = self.plane = start_apiserver(self.supervisor, binaries, etcd_url, state)
-        start_controllers(self.supervisor, binaries, plane)
-        start_kwok(self.supervisor, binaries, plane)
+        start_controllers(
+            self.supervisor, binaries, plane, self.settings.node_monitor_grace_seconds
+        )
+        start_kwok(self.supervisor, binaries, plane, self.settings.node_lease_seconds)
         core = client.CoreV1Api(self.api_client())
         specs = self.settings.node_specs()
         create_gpu_nodes(core, specs)
@@ -119,6 +138,8 @@ class LocalCluster:
             60,
             self.supervisor.processes,
         )
+        if self.settings.agent_slots > 0:
+            self._start_agent(core, plane)
         # Pods cannot be created in a namespace before its default ServiceAccount exists.
         wait_until(
             "default ServiceAccount",
@@ -126,6 +147,34 @@ class LocalCluster:
             60,
             self.supervisor.processes,
         )
+
+    @property
+    def agent_state_dir(self) -> Path:
+        """Where the node agent keeps its pods' folders, logs and run records."""
+        return self.settings.state_dir / "agent"
+
+    def _start_agent(self, core: client.CoreV1Api, plane: ControlPlane) -> None:
+        name = self.settings.agent_node_name
+        argv = [
+            sys.executable,
+            "-m",
+            "tailor_devcluster.nodeagent",
+            f"--kubeconfig={plane.kubeconfig}",
+            f"--state-dir={self.agent_state_dir}",
+            f"--node-name={name}",
+            f"--cpu-slots={self.settings.agent_slots}",
+            f"--bin-dir={Path(sys.executable).parent}",
+        ]
+        if not self.settings.agent_cuda:
+            argv.append("--no-cuda")
+        process = self.supervisor.start("node-agent", argv)
+        wait_until(
+            f"node agent's node {name} Ready",
+            lambda: _node_ready(core, name),
+            60,
+            [process],
+        )
+        self.agent_node = name
 
     def _nodes_ready(self, core: client.CoreV1Api) -> bool:
         ready = 0
@@ -190,6 +239,11 @@ class LocalCluster:
             30,
             self.supervisor.processes,
         )
+
+
+def _node_ready(core: client.CoreV1Api, name: str) -> bool:
+    conditions = core.read_node(name).status.conditions or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
 def _has_default_account(core: client.CoreV1Api, namespace: str) -> bool:

@@ -15,6 +15,8 @@ SERVICE_CIDR = "10.0.0.0/24"
 # Pods on a node that stops answering are evicted after this many seconds
 # (the upstream default is 300): fast enough for tests of node loss.
 UNREACHABLE_TOLERATION_SECONDS = 5
+# A node whose lease is not renewed for this long is marked unreachable (upstream: 40).
+NODE_MONITOR_GRACE_SECONDS = 8
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,12 @@ def start_apiserver(
     return ControlPlane(server=server, kubeconfig=kubeconfig, pki=pki)
 
 
-def start_controllers(supervisor: Supervisor, binaries: Binaries, plane: ControlPlane) -> None:
+def start_controllers(
+    supervisor: Supervisor,
+    binaries: Binaries,
+    plane: ControlPlane,
+    node_monitor_grace_seconds: int = NODE_MONITOR_GRACE_SECONDS,
+) -> None:
     """kube-controller-manager (garbage collector, node lifecycle, ...) and kube-scheduler."""
     cm_port, sched_port = free_port(), free_port()
     manager = supervisor.start(
@@ -124,7 +131,7 @@ def start_controllers(supervisor: Supervisor, binaries: Binaries, plane: Control
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             # Notice a silent node within seconds rather than the default 50.
             "--node-monitor-period=1s",
-            "--node-monitor-grace-period=8s",
+            f"--node-monitor-grace-period={node_monitor_grace_seconds}s",
             "--v=1",
         ],
     )

@@ -38,7 +38,14 @@ def _healthy(address: str) -> bool:
         return bool(response.status == 200)
 
 
-def start_kwok(supervisor: Supervisor, binaries: Binaries, plane: ControlPlane) -> None:
+def start_kwok(
+    supervisor: Supervisor,
+    binaries: Binaries,
+    plane: ControlPlane,
+    lease_seconds: int = NODE_LEASE_SECONDS,
+) -> None:
+    """kwok renews each node's lease every `lease_seconds / 4`: one write per node per
+    second by default, fine for a few nodes, most of two cores for hundreds."""
     address = f"127.0.0.1:{free_port()}"
     process = supervisor.start(
         "kwok",
@@ -48,7 +55,7 @@ def start_kwok(supervisor: Supervisor, binaries: Binaries, plane: ControlPlane) 
             f"--config={stages_file()}",
             "--manage-all-nodes=false",
             f"--manage-nodes-with-label-selector={MANAGED_LABEL}=true",
-            f"--node-lease-duration-seconds={NODE_LEASE_SECONDS}",
+            f"--node-lease-duration-seconds={lease_seconds}",
             "--cidr=10.244.0.0/16",
             "--node-ip=127.0.0.1",  # simulated nodes: nothing ever connects to it
             f"--server-address={address}",

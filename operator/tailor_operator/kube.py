@@ -44,6 +44,13 @@ def _json(response: Any) -> Any:
     return json.loads(response.data)
 
 
+def _done(response: Any) -> None:
+    """Read what is left of an unused answer: until its body is read, urllib3 keeps the
+    connection out of the pool and the next request pays a new TLS handshake."""
+    response.drain_conn()
+    response.release_conn()
+
+
 def _status(error: client.ApiException) -> int:
     return int(error.status or 0)
 
@@ -192,11 +199,16 @@ class Kube:
         namespace = manifest["metadata"]["namespace"]
         try:
             if manifest["kind"] == "Pod":
-                self.core.create_namespaced_pod(namespace, manifest, _preload_content=False)
+                answer = self.core.create_namespaced_pod(
+                    namespace, manifest, _preload_content=False
+                )
             elif manifest["kind"] == "ConfigMap":
-                self.core.create_namespaced_config_map(namespace, manifest, _preload_content=False)
+                answer = self.core.create_namespaced_config_map(
+                    namespace, manifest, _preload_content=False
+                )
             else:
                 raise ValueError(f"cannot create a {manifest['kind']}")
+            _done(answer)
         except client.ApiException as error:
             if _status(error) == 409:
                 return False
@@ -208,7 +220,7 @@ class Kube:
 
     def delete_pod(self, namespace: str, name: str) -> None:
         try:
-            self.core.delete_namespaced_pod(name, namespace, _preload_content=False)
+            _done(self.core.delete_namespaced_pod(name, namespace, _preload_content=False))
         except client.ApiException as error:
             if _status(error) != 404:
                 raise
@@ -225,8 +237,10 @@ class Kube:
             {"op": "remove", "path": f"/metadata/finalizers/{index}"},
         ]
         try:
-            self.core.patch_namespaced_pod(
-                metadata["name"], metadata["namespace"], patch, _preload_content=False
+            _done(
+                self.core.patch_namespaced_pod(
+                    metadata["name"], metadata["namespace"], patch, _preload_content=False
+                )
             )
         except client.ApiException as error:
             if _status(error) not in (404, 422):
@@ -260,7 +274,11 @@ class Kube:
             "count": 1,
         }
         try:
-            self.core.create_namespaced_event(metadata["namespace"], body, _preload_content=False)
+            _done(
+                self.core.create_namespaced_event(
+                    metadata["namespace"], body, _preload_content=False
+                )
+            )
         except client.ApiException as error:
             # Events are for people; losing one must not stop the ledger.
             log.warning(

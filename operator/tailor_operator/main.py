@@ -4,6 +4,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import kopf
@@ -13,7 +14,7 @@ from tailor_operator import handlers
 from tailor_operator.kube import Kube, api_client_from_environment
 from tailor_operator.metrics import Metrics
 from tailor_operator.reconciler import Key, Reconciler
-from tailor_operator.settings import SettingsError, load_settings
+from tailor_operator.settings import SettingsError, load_settings, start_priority
 from tailor_operator.workqueue import WorkQueue
 
 
@@ -56,8 +57,17 @@ def main(argv: list[str] | None = None) -> int:
         # One line per watch event and per health probe drowns what matters at scale.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    operator_settings = kopf.OperatorSettings()
+    # The namespaces and the one CRD are known: no cluster-wide watching of namespaces
+    # and CRDs, which least-privilege RBAC (charts/tailor) does not grant.
+    operator_settings.scanning.disabled = True
+    priority = settings.peering_priority
     kopf.run(
-        standalone=True,
+        settings=operator_settings,
+        # Peering when named: replicas share one peering object; the highest priority works.
+        standalone=settings.peering_name is None,
+        peering_name=settings.peering_name,
+        priority=start_priority(time.time_ns()) if priority is None else priority,
         clusterwide=not namespaces,
         namespaces=namespaces,
         liveness_endpoint=f"http://0.0.0.0:{settings.health_port}/healthz",

@@ -22,7 +22,8 @@ from tailor_operator.core.events import Event
 from tailor_operator.core.models import InvalidObject, parse_trainingjob
 from tailor_operator.core.observe import parse_pod
 from tailor_operator.core.plan import plan
-from tailor_operator.core.planner import SimplePlanner, TrialPlanner
+from tailor_operator.core.planner import TrialPlanner
+from tailor_operator.core.planners import planner_named
 from tailor_operator.core.status import Condition, JobPhase
 from tailor_operator.kube import CreateRefused, Kube, StatusConflict
 from tailor_operator.metrics import Metrics
@@ -75,7 +76,7 @@ class Reconciler:
         self.kube = kube
         self.settings = settings
         self.metrics = metrics
-        self.planner = planner or SimplePlanner()
+        self.planner = planner or planner_named(settings.planner)
         self.clock = clock
         self.own_writes = OwnWrites()
 

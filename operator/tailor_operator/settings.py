@@ -4,11 +4,13 @@ Every variable is optional; a malformed one stops the operator at start with a
 message naming it.
 """
 
+import re
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from tailor_operator.core.planners import PLANNERS
 from tailor_operator.core.policy import DEFAULT_TRAIN_COMMAND, DEFAULT_VALIDATE_COMMAND, Policy
 
 T = TypeVar("T")
@@ -28,6 +30,22 @@ class Settings:
     resync_seconds: float = 300.0
     metrics_port: int = 8080
     health_port: int = 8081
+    planner: str = "automl"  # the AutoML search; "simple": the given trials as they are
+    # kopf peering: None runs standalone; a name makes replicas share the peering
+    # object of that name, where the highest priority works and the others wait.
+    peering_name: str | None = None
+    peering_priority: int | None = None  # None: start_priority() of this process
+
+
+def start_priority(started_ns: int) -> int:
+    """A replica's peering priority from when it started: the older one wins.
+
+    kopf pauses every replica that sees another of the same priority, so equal
+    priorities would stop all of them: two replicas tie only if they start in the
+    same microsecond. A replica that restarts becomes the youngest and stands by,
+    so the one already working keeps working.
+    """
+    return -(started_ns // 1000)
 
 
 def _read(env: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
@@ -77,6 +95,22 @@ def _port(text: str) -> int:
     return value
 
 
+_DNS_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def _peering_name(text: str) -> str:
+    # The name of a Kubernetes object (the peering), so a DNS subdomain.
+    if len(text) > 253 or not _DNS_NAME.fullmatch(text):
+        raise ValueError("must be a lowercase DNS name (letters, digits, '-', '.')")
+    return text
+
+
+def _planner(text: str) -> str:
+    if text not in PLANNERS:
+        raise ValueError(f"must be one of {', '.join(PLANNERS)}")
+    return text
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     base = Policy()
     policy = Policy(
@@ -121,4 +155,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         resync_seconds=_read(env, "RESYNC_SECONDS", _seconds, defaults.resync_seconds),
         metrics_port=_read(env, "METRICS_PORT", _port, defaults.metrics_port),
         health_port=_read(env, "HEALTH_PORT", _port, defaults.health_port),
+        planner=_read(env, "PLANNER", _planner, defaults.planner),
+        peering_name=_read(env, "PEERING_NAME", _peering_name, None),
+        peering_priority=_read(env, "PEERING_PRIORITY", int, None),
     )

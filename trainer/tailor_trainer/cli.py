@@ -1,7 +1,8 @@
-"""`tailor-train`: validate a dataset, run one trial attempt, or export a trained model.
+"""`tailor-train`: validate a dataset, run one trial attempt, export a trained model,
+or classify images with an exported one (`predict`).
 
 The exit code is the contract with the operator (tailor_contract.ExitCode); every
-sub-command also leaves an AttemptResult in the termination message.
+sub-command but predict also leaves an AttemptResult in the termination message.
 """
 
 import argparse
@@ -37,7 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--task", choices=["classification", "multilabel"], default="classification")
     check.add_argument("--endpoint", help="S3 endpoint URL (default: $AWS_ENDPOINT_URL)")
     check.add_argument("--budget-gpu-seconds", type=float, help="fail with 67 below the estimate")
-    check.add_argument("--input-size", type=int, default=224, help="side used by the estimate")
+    check.add_argument(
+        "--input-size", type=int, help="side used by the estimate (default: from the images)"
+    )
+    check.add_argument("--model", help="backbone the estimate prices (default: the cheapest)")
     check.add_argument("--min-images-per-class", type=int, default=2)
     check.add_argument("--workers", type=int, default=16, help="parallel image reads")
     check.add_argument("--max-problems", type=int, default=50, help="problems listed in full")
@@ -50,6 +54,14 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--checkpoint", help="weights to export (default: the best one)")
     export.add_argument("--destination", help="bundle prefix (default: OUTPUT/export)")
     export.add_argument("--endpoint", help="S3 endpoint URL (default: $AWS_ENDPOINT_URL)")
+
+    classify = commands.add_parser("predict", help="classify images with an exported model")
+    classify.add_argument("images", nargs="+", help="image files or URIs")
+    classify.add_argument("--model", required=True, help="the export bundle (folder or s3:// URI)")
+    classify.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
+    classify.add_argument("--top", type=int, default=3, help="classes shown per image")
+    classify.add_argument("--json", action="store_true", help="one JSON document per image")
+    classify.add_argument("--endpoint", help="S3 endpoint URL (default: $AWS_ENDPOINT_URL)")
     return parser
 
 
@@ -65,6 +77,8 @@ def _validate(args: argparse.Namespace) -> int:
         args.evaluation = args.evaluation or config.dataset.evaluation
         args.task = config.task
         args.endpoint = args.endpoint or config.dataset.endpoint
+        # The operator names the cheapest backbone its search may use.
+        args.model = args.model or config.model
         if args.budget_gpu_seconds is None:
             args.budget_gpu_seconds = config.allowance_gpu_seconds
     options = ValidateOptions(
@@ -73,6 +87,7 @@ def _validate(args: argparse.Namespace) -> int:
         task=args.task,
         budget_gpu_seconds=args.budget_gpu_seconds,
         input_size=args.input_size,
+        model=args.model,
         min_images_per_class=args.min_images_per_class,
         workers=args.workers,
         max_problems=args.max_problems,
@@ -104,6 +119,25 @@ def _export(args: argparse.Namespace) -> int:
     return int(ExitCode.SUCCESS)
 
 
+def _predict(args: argparse.Namespace) -> int:
+    """Not an attempt: errors go to stderr, nothing to the termination message."""
+    from tailor_trainer.predict import describe, load_classifier, predict
+
+    storage = Storage(args.endpoint)
+    try:
+        classifier = load_classifier(storage, args.model, args.backend)
+        predictions = predict(classifier, storage, args.images, args.top)
+    except ConfigError as error:
+        print(f"tailor-train predict: {error}", file=sys.stderr)
+        return USAGE_EXIT
+    if args.json:
+        for item in predictions:
+            print(json.dumps(item.to_json()))
+    else:
+        print(describe(predictions))
+    return int(ExitCode.SUCCESS)
+
+
 def _fail(code: int, reason: str, problems: list[str] | None = None) -> int:
     log.error("%s: %s", describe_exit(code), reason)
     write_termination_message(
@@ -128,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "validate":
             return _validate(args)
+        if args.command == "predict":
+            return _predict(args)
         if args.command == "run":
             return _run(args, started)
         return _export(args)

@@ -19,7 +19,8 @@ class ValidateOptions:
     evaluation: str | None = None
     task: ClassTask = "classification"
     budget_gpu_seconds: float | None = None
-    input_size: int = 224
+    input_size: int | None = None  # None: the side the search derives from the images
+    model: str | None = None  # the backbone the estimate prices; None: the ladder's cheapest
     min_images_per_class: int = 2
     workers: int = 16
     max_problems: int = 50
@@ -76,7 +77,7 @@ def validate(storage: Storage, options: ValidateOptions) -> ValidationReport:
             pixel_std=pixels[1] if pixels else None,
             decoded_images=stats.decoded,
         )
-    estimate = estimate_min_gpu_seconds(facts, options.input_size) if facts else None
+    estimate = estimate_min_gpu_seconds(facts, options.input_size, options.model) if facts else None
     code, reason, stopped_by = ExitCode.SUCCESS, "dataset valid", None
     if not problems.ok:
         code, reason, stopped_by = (

@@ -77,9 +77,16 @@ def _truths(s: Situation) -> dict[str, tuple[Truth, str, str]]:
         if s.stalled_reason
         else ("False", s.reason, "")
     )
+    # Stuck is not working: kstatus (Flux, helm --wait) reads the first true of
+    # Reconciling and Stalled, so both true would read "in progress" until a timeout.
+    reconciling: tuple[Truth, str, str] = (
+        ("False", s.stalled_reason, s.stalled_message)
+        if s.stalled_reason
+        else ("True", s.reason, s.message)
+    )
     return {
         READY: ("False", s.reason, s.message),
-        RECONCILING: ("True", s.reason, s.message),
+        RECONCILING: reconciling,
         STALLED: stalled,
         SUCCEEDED: ("False", s.reason, ""),
         FAILED: ("False", s.reason, ""),

@@ -30,11 +30,15 @@ def _lines(status: TrainingJobStatus) -> dict[str, tuple[str, AttemptRecord]]:
     return lines
 
 
-def _attempt_events(where: str, old: AttemptRecord | None, new: AttemptRecord) -> list[Event]:
+def _attempt_events(
+    where: str, old: AttemptRecord | None, new: AttemptRecord, promoted: bool = False
+) -> list[Event]:
     events: list[Event] = []
     label = f"{where} attempt {new.attempt}"
     if old is None:
-        if new.attempt > 1:
+        if promoted:
+            events.append(Event("Normal", "Promoted", f"{label}: more budget, pod {new.pod}"))
+        elif new.attempt > 1:
             events.append(Event("Normal", "Retrying", f"{label}: pod {new.pod}"))
         else:
             events.append(Event("Normal", "AttemptCreated", f"{label}: pod {new.pod}"))
@@ -57,12 +61,24 @@ def _attempt_events(where: str, old: AttemptRecord | None, new: AttemptRecord) -
     return events
 
 
+def _promotions(status: TrainingJobStatus) -> set[str]:
+    """Pods of attempts that continue a trial whose previous attempt was charged (the
+    search gave it more budget), as opposed to retries of a failed one."""
+    return {
+        later.pod
+        for trial in status.trials
+        for earlier, later in zip(trial.attempts, trial.attempts[1:], strict=False)
+        if earlier.final and earlier.outcome in CHARGED
+    }
+
+
 def describe_changes(old: TrainingJobStatus, new: TrainingJobStatus) -> list[Event]:
     events: list[Event] = []
     before = _lines(old)
+    promoted = _promotions(new)
     for pod, (where, record) in _lines(new).items():
         previous = before.get(pod)
-        events += _attempt_events(where, previous[1] if previous else None, record)
+        events += _attempt_events(where, previous[1] if previous else None, record, pod in promoted)
     if old.validation.state != "Succeeded" and new.validation.state == "Succeeded":
         facts = new.validation.dataset
         detail = f": {facts.images} images, {facts.classes} classes" if facts else ""

@@ -75,7 +75,7 @@ def _observe_all(draft: Draft) -> None:
         for record in trial.attempts:
             new, result = look(record)
             if new.final and not record.final:
-                record_trial_result(trial, result)
+                new = record_trial_result(trial, new, result)
             updated.append(new)
         trial.attempts = updated
 

@@ -1,8 +1,8 @@
-"""Which trials to run: an interface, and the simple planner this release ships.
+"""Which trials to run: an interface, and the simple planner.
 
 The plan asks a planner what to do next and stays in charge of everything else
-(budgets, pods, retries). The AutoML search replaces SimplePlanner behind the
-same interface.
+(budgets, pods, retries). The AutoML search (core/search/) implements the same
+interface; SimplePlanner runs given trials as they are.
 """
 
 import math
@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from tailor_operator.core.spec import Scalar, TrainingJobSpec
-from tailor_operator.core.status import BudgetStatus, DatasetSummary, StopReason, TrialStatus
+from tailor_operator.core.status import (
+    BudgetStatus,
+    DatasetSummary,
+    StopReason,
+    TrialState,
+    TrialStatus,
+)
 
 TRIAL_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$")
 RESERVED_TRIAL_NAMES = frozenset({"validate"})
@@ -29,6 +35,16 @@ class TrialProposal:
 
 
 @dataclass(frozen=True)
+class Promotion:
+    """Continue a succeeded trial: one more attempt, resuming from its checkpoint, until
+    the trial's charges reach the new cumulative allowance."""
+
+    name: str
+    allowance_gpu_seconds: float  # cumulative over the trial's attempts
+    hyperparameters: Mapping[str, Scalar] = field(default_factory=dict)  # replaces the trial's
+
+
+@dataclass(frozen=True)
 class PlannerView:
     """What a planner may base its decision on; it changes nothing itself."""
 
@@ -37,20 +53,28 @@ class PlannerView:
     trials: Sequence[TrialStatus]
     budget: BudgetStatus
     default_model: str
+    seed: int = 0  # stable per job: a planner's random choices derive from it
 
 
 @dataclass(frozen=True)
 class PlannerDecision:
     new_trials: Sequence[TrialProposal] = ()
+    promotions: Sequence[Promotion] = ()
     # Running trials to stop now; they are charged for what they ran.
     stop_trials: Sequence[str] = ()
-    # Set once no trial will ever be proposed again (after new_trials).
+    # Set once no trial will ever be proposed or promoted again (after this decision).
     done: StopReason | None = None
 
 
 class TrialPlanner(Protocol):
     def first_model(self, spec: TrainingJobSpec, default_model: str) -> str:
         """The model validation sizes its feasibility estimate with."""
+        ...
+
+    def minimum_gpu_seconds(
+        self, spec: TrainingJobSpec, dataset: DatasetSummary, default_model: str
+    ) -> float | None:
+        """The budget below which this planner cannot run a useful search; None: no floor."""
         ...
 
     def decide(self, view: PlannerView) -> PlannerDecision: ...
@@ -76,6 +100,23 @@ def check_proposals(
             )
         if proposal.allowance_gpu_seconds <= 0:
             raise InvalidProposal(f"trial {proposal.name}: allowance must be positive")
+
+
+def check_promotions(promotions: Sequence[Promotion], existing: Sequence[TrialStatus]) -> None:
+    trials = {t.name: t for t in existing}
+    seen: set[str] = set()
+    for promotion in promotions:
+        trial = trials.get(promotion.name)
+        if trial is None or trial.state != TrialState.SUCCEEDED or promotion.name in seen:
+            raise InvalidProposal(
+                f"promotion of {promotion.name!r}: only a succeeded trial, once per decision"
+            )
+        seen.add(promotion.name)
+        if promotion.allowance_gpu_seconds <= trial.charged_gpu_seconds:
+            raise InvalidProposal(
+                f"promotion of {promotion.name}: allowance {promotion.allowance_gpu_seconds} "
+                f"is not above what it was charged ({trial.charged_gpu_seconds})"
+            )
 
 
 def _floor(value: float) -> float:
@@ -108,6 +149,11 @@ class SimplePlanner:
 
     def first_model(self, spec: TrainingJobSpec, default_model: str) -> str:
         return self._candidates(spec, default_model)[0].model
+
+    def minimum_gpu_seconds(
+        self, spec: TrainingJobSpec, dataset: DatasetSummary, default_model: str
+    ) -> float | None:
+        return None  # the trials are given: validation's own estimate is the only check
 
     def decide(self, view: PlannerView) -> PlannerDecision:
         if view.trials:

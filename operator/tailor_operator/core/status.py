@@ -138,6 +138,9 @@ class AttemptRecord(_Status):
     charged_gpu_seconds: float = 0.0
     waived_gpu_seconds: float = 0.0
     metrics: dict[str, float] = Field(default_factory=dict)
+    # Epochs the trial's training holds after this attempt (cumulative over its
+    # attempts), as the trainer reported: the search learns its costs from it.
+    epochs: float | None = None
     message: str = ""
 
     @property
@@ -151,6 +154,7 @@ class DatasetSummary(_Status):
     mean_width: float = 0.0
     mean_height: float = 0.0
     digest: str = ""
+    eval_images: int | None = None
 
 
 class ValidationStatus(_Status):

@@ -1,13 +1,26 @@
-"""Trials: ask the planner, follow each trial's attempts, start what the budget allows."""
+"""Trials: ask the planner, follow each trial's attempts, start what the budget allows.
+
+A promotion (the search giving a succeeded trial more budget) raises the trial's
+cumulative allowance and queues it again: its next attempt resumes from the trial's
+checkpoint and reserves only what the trial has not been charged yet.
+"""
+
+import hashlib
 
 from tailor_contract import AttemptResult
 from tailor_operator.core.attempts import request_stop
 from tailor_operator.core.draft import Draft
 from tailor_operator.core.ledger import CHARGED, PERMANENT, available, hours
-from tailor_operator.core.planner import PlannerDecision, PlannerView, check_proposals
+from tailor_operator.core.planner import (
+    PlannerDecision,
+    PlannerView,
+    check_promotions,
+    check_proposals,
+)
 from tailor_operator.core.specchecks import hyperparameter_problem
 from tailor_operator.core.status import (
     AttemptRecord,
+    Billing,
     Outcome,
     StopRequest,
     TrialState,
@@ -19,13 +32,59 @@ _SUCCESS = frozenset({Outcome.COMPLETED, Outcome.STOPPED_AT_ALLOWANCE, Outcome.E
 EPSILON = 1e-6
 
 
-def record_trial_result(trial: TrialStatus, result: AttemptResult | None) -> None:
+def record_trial_result(
+    trial: TrialStatus, record: AttemptRecord, result: AttemptResult | None
+) -> AttemptRecord:
+    """Keep what the trainer reported; the record gains where its training stands."""
     if result is None:
-        return
+        return record
     if result.primary_metric:
         trial.primary_metric = result.primary_metric
     if result.export_uri:
         trial.export_uri = result.export_uri
+    if result.epochs > 0:
+        return record.model_copy(update={"epochs": round(result.epochs, 4)})
+    return record
+
+
+def job_seed(uid: str) -> int:
+    """A seed for the planner's random choices: stable for the job, different per job."""
+    return int(hashlib.sha256(uid.encode()).hexdigest()[:8], 16)
+
+
+def _last_success(trial: TrialStatus) -> AttemptRecord | None:
+    return next((r for r in reversed(trial.attempts) if r.final and r.outcome in _SUCCESS), None)
+
+
+def _keep_earlier_success(trial: TrialStatus, message: str) -> bool:
+    """End a trial that cannot go on with the result of its last successful rung."""
+    earlier = _last_success(trial)
+    if earlier is None:
+        return False
+    _finish_trial(trial, TrialState.SUCCEEDED, earlier, message)
+    return True
+
+
+def _promote(draft: Draft, decision: PlannerDecision) -> None:
+    trials = {t.name: t for t in draft.status.trials}
+    for promotion in decision.promotions:
+        trial = trials[promotion.name]
+        trial.allowance_gpu_seconds = promotion.allowance_gpu_seconds
+        trial.hyperparameters = dict(promotion.hyperparameters)
+        trial.state = TrialState.QUEUED
+        trial.message = (
+            f"promoted: continues from its checkpoint up to "
+            f"{hours(promotion.allowance_gpu_seconds)} GPU-hours in all"
+        )
+
+
+def _abandon(trial: TrialStatus) -> None:
+    """A queued or retrying trial the search stopped: it never starts again."""
+    if trial.final or (trial.attempts and not trial.attempts[-1].final):
+        return
+    if not _keep_earlier_success(trial, "not continued: the search stopped"):
+        trial.state, trial.message = TrialState.FAILED, "not retried: the search stopped"
+        trial.outcome = trial.attempts[-1].outcome if trial.attempts else None
 
 
 def ask_planner(draft: Draft) -> PlannerDecision:
@@ -37,11 +96,14 @@ def ask_planner(draft: Draft) -> PlannerDecision:
             trials=tuple(t.model_copy(deep=True) for t in draft.status.trials),
             budget=draft.budget(),
             default_model=world.policy.default_model,
+            seed=job_seed(draft.job.ref.uid),
         )
     )
     check_proposals(
         decision.new_trials, draft.status.trials, draft.job.spec.resources.max_gpus_per_trial
     )
+    check_promotions(decision.promotions, draft.status.trials)
+    _promote(draft, decision)
     for proposal in decision.new_trials:
         draft.status.trials.append(
             TrialStatus(
@@ -56,6 +118,7 @@ def ask_planner(draft: Draft) -> PlannerDecision:
     for trial in draft.status.trials:
         if trial.name in decision.stop_trials:
             trial.attempts = [request_stop(r, StopRequest.EARLY_STOPPED) for r in trial.attempts]
+            _abandon(trial)
     return decision
 
 
@@ -84,23 +147,31 @@ def refresh_trial(draft: Draft, trial: TrialStatus) -> None:
         return
     outcome = last.outcome
     if outcome in _SUCCESS:
+        if trial.state == TrialState.QUEUED:
+            return  # promoted: its next attempt is due
         _finish_trial(trial, TrialState.SUCCEEDED, last, last.billing_reason)
         return
     if outcome in CHARGED or outcome in PERMANENT:
-        _finish_trial(trial, TrialState.FAILED, last, last.message or last.billing_reason)
+        message = last.message or last.billing_reason
+        if not _keep_earlier_success(trial, f"its promotion ended early: {message}"):
+            _finish_trial(trial, TrialState.FAILED, last, message)
         return
     if draft.finished:
-        _finish_trial(
-            trial, TrialState.FAILED, last, f"the job ended first ({last.billing_reason})"
-        )
+        message = f"the job ended first ({last.billing_reason})"
+        if not _keep_earlier_success(trial, message):
+            _finish_trial(trial, TrialState.FAILED, last, message)
         return
-    start, why = retry_or_give_up(draft, trial.attempts)
+    # The retry limit counts the attempts of the current rung: a promotion starts afresh.
+    charged = [i for i, r in enumerate(trial.attempts) if r.billing == Billing.CHARGED]
+    rung = trial.attempts[charged[-1] + 1 :] if charged else trial.attempts
+    start, why = retry_or_give_up(draft, rung)
     if why == "exhausted":
         message = (
-            f"gave up after {len(trial.attempts)} attempts failed for reasons outside the job "
+            f"gave up after {len(rung)} attempts failed for reasons outside the job "
             f"(last: {last.billing_reason})"
         )
-        _finish_trial(trial, TrialState.FAILED, last, message)
+        if not _keep_earlier_success(trial, message):
+            _finish_trial(trial, TrialState.FAILED, last, message)
     else:
         trial.state = TrialState.QUEUED if start else TrialState.RETRYING
 
@@ -133,11 +204,12 @@ def start_trials(draft: Draft) -> None:
         if allowance <= 0 or allowance > available(budget) + EPSILON:
             if budget.reserved_gpu_seconds > 0 and allowance > 0:
                 return  # a running attempt may still free its reservation
-            trial.state = TrialState.SKIPPED
-            trial.message = (
+            message = (
                 f"budget exhausted: needs {hours(max(allowance, 0))} GPU-hours, "
                 f"{hours(available(budget))} left"
             )
+            if not _keep_earlier_success(trial, f"not continued: {message}"):
+                trial.state, trial.message = TrialState.SKIPPED, message
             continue
         trial.attempts.append(
             draft.new_record(trial.name, len(trial.attempts) + 1, trial.gpus, allowance)
@@ -149,6 +221,8 @@ def start_trials(draft: Draft) -> None:
 
 def advance_trials(draft: Draft) -> PlannerDecision | None:
     """Trial states from their attempts; while the job runs, new trials and starts."""
+    for trial in draft.status.trials:
+        refresh_trial(draft, trial)  # the planner decides on what the attempts say now
     decision = None if draft.finished else ask_planner(draft)
     for trial in draft.status.trials:
         refresh_trial(draft, trial)

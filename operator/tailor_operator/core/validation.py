@@ -55,6 +55,7 @@ def record_validation_result(
             mean_width=facts.mean_width,
             mean_height=facts.mean_height,
             digest=facts.digest,
+            eval_images=facts.eval_images,
         )
     if result.problems:
         validation.problems = list(result.problems[:20])
@@ -62,6 +63,29 @@ def record_validation_result(
         validation.estimated_min_gpu_seconds = result.estimated_min_gpu_seconds
     if failure_for(record.outcome):
         validation.message = failure_message(draft, record, result, "validation")
+
+
+def budget_shortfall(draft: Draft) -> str | None:
+    """Why the budget cannot pay for the planner's cheapest useful search, if it cannot.
+
+    The trainer's validation checks the same estimate (tailor_contract.cost); the
+    operator checks again with what it knows and the trainer does not (spec.search)."""
+    validation = draft.status.validation
+    if validation.dataset is None:
+        return None
+    world = draft.world
+    minimum = world.planner.minimum_gpu_seconds(
+        draft.job.spec, validation.dataset, world.policy.default_model
+    )
+    if minimum is None or draft.limit >= minimum:
+        return None
+    validation.estimated_min_gpu_seconds = minimum
+    model = world.planner.first_model(draft.job.spec, world.policy.default_model)
+    return (
+        f"validation: the budget of {draft.job.spec.budget.gpu_hours} GPU-hours is below the "
+        f"estimated minimum ({hours(minimum)} GPU-hours) for a useful search: a few short "
+        f"trials of {model}, the cheapest backbone it may use"
+    )
 
 
 def retry_or_give_up(draft: Draft, attempts: list[AttemptRecord]) -> tuple[bool, str]:
@@ -101,6 +125,11 @@ def advance_validation(draft: Draft) -> None:
         validation.state = "Running"
         return
     if last.outcome == Outcome.COMPLETED:
+        shortfall = budget_shortfall(draft)
+        if shortfall is not None:
+            validation.state, validation.message = "Failed", shortfall
+            draft.fail(FailureReason.BUDGET_NOT_ENOUGH, shortfall)
+            return
         validation.state = "Succeeded"
         return
     failure = failure_for(last.outcome)

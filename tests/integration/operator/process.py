@@ -24,6 +24,8 @@ FAST = {
     "TAILOR_VALIDATION_CPU": "0.1",
     "TAILOR_VALIDATION_MEMORY_GIB": "0.25",
     "TAILOR_RESYNC_SECONDS": "30",
+    # These scenarios script one trial each; test_automl.py switches to the search.
+    "TAILOR_PLANNER": "simple",
 }
 
 

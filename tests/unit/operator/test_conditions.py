@@ -23,10 +23,11 @@ def truths(conditions: list[Condition]) -> dict[str, str]:
             },
         ),
         (
+            # Stuck: not Reconciling, so kstatus reads Stalled (Failed) at once.
             Situation(JobPhase.TRAINING, "Training", "x", "PodConfigError", "secret missing"),
             {
                 "Ready": "False",
-                "Reconciling": "True",
+                "Reconciling": "False",
                 "Stalled": "True",
                 "Succeeded": "False",
                 "Failed": "False",

@@ -1,0 +1,1 @@
+"""Parts of bench/automl_quality.py (not a benchmark of their own)."""

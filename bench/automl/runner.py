@@ -1,0 +1,271 @@
+"""The three methods under one ledger rule: the search (AutoMLPlanner, driven the way the
+operator drives it), random search over the same space, and the fixed default recipe.
+
+Each attempt is a `tailor-train run` process; it is charged its CPU seconds, at most its
+allowance, and stopped with SIGTERM past it (the operator's backstop)."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from threading import Semaphore
+
+from bench.automl.digits import METRIC, Digits
+from tailor_contract import AttemptResult, DatasetRef, TrialConfig
+from tailor_contract.cost import CostModel, full_epochs
+from tailor_operator.core.ledger import totals
+from tailor_operator.core.planner import PlannerView
+from tailor_operator.core.search import AutoMLPlanner
+from tailor_operator.core.search.cost import CostEstimator
+from tailor_operator.core.search.space import Config, build_space
+from tailor_operator.core.spec import TrainingJobSpec
+from tailor_operator.core.status import (
+    AttemptPhase,
+    AttemptRecord,
+    Billing,
+    DatasetSummary,
+    TrialState,
+    TrialStatus,
+)
+from tailor_operator.core.status import Outcome as Outcome_
+
+# This machine's prices (2 shared cores, one thread per process), in CPU-seconds: about
+# 5 s to start a trainer process, and per image what the 32 px digits cost. The search
+# corrects them from the timings runs report, as it does on GPUs.
+CPU_COST = CostModel(
+    reference_images_per_second=4.3, floor_seconds_per_image=1.6e-3, fixed_seconds=5.0
+)
+TICKS = os.sysconf("SC_CLK_TCK")
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class Outcome:
+    val: float = 0.0
+    test: float = 0.0
+    charged: float = 0.0
+    limit: float = 0.0
+    runs: int = 0
+    best_output: str | None = None
+    note: str = ""
+
+
+@dataclass
+class Books:
+    """One method's ledger and runner: each attempt charged at most its allowance, and
+    no allowance above what the limit has left."""
+
+    limit: float
+    slots: Semaphore
+    folder: Path
+    seed: int
+    charged: float = 0.0
+    crashes: int = 0  # waived, as the operator waives them
+    clock: float = 0.0  # simulated: the sum of what the attempts used
+    runs: int = 0
+
+    def run(self, data: Digits, name: str, model: str, hp: dict, allowance: float, number: int):
+        allowance = min(allowance, self.limit - self.charged)
+        output = self.folder / name
+        config = TrialConfig(
+            job="bench/digits",
+            trial=name,
+            attempt=number,
+            task="classification",
+            dataset=DatasetRef(
+                train=str(data.root / "train.json"), evaluation=str(data.root / "val.json")
+            ),
+            model=model,
+            hyperparameters=hp | {"workers": 0, "log_every_steps": 10_000},
+            # Stopped by CPU time below; its own wall-clock stop is only a far backstop.
+            allowance_gpu_seconds=allowance * 20,
+            calibration_factor=1.0,
+            gpus=0,
+            output=f"{output}/",
+            seed=self.seed,
+            metrics_port=0,
+        )
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{name}-{number}.json"
+        path.write_text(config.model_dump_json())
+        log = self.folder / f"{name}-{number}.termination"
+        env = os.environ | {"TAILOR_TERMINATION_LOG": str(log), "OMP_NUM_THREADS": "1"}
+        command = [sys.executable, "-m", "tailor_trainer", "run", "--config", str(path)]
+        with self.slots:
+            pid = subprocess.Popen(
+                command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            ).pid
+            stopped = False
+            while True:  # wait4, not Popen.wait: the rusage is the process's own CPU time
+                done, status, usage = os.wait4(pid, os.WNOHANG)
+                if done:
+                    break
+                if not stopped and _cpu(pid) > allowance:
+                    os.kill(pid, signal.SIGTERM)  # it checkpoints and exits 75
+                    stopped = True
+                time.sleep(0.2)
+        used = usage.ru_utime + usage.ru_stime
+        text = log.read_text() if log.exists() else ""
+        result = AttemptResult.model_validate_json(text) if text.startswith("{") else None
+        # As the operator's ledger classifies: what the trainer said, then the stop.
+        code = os.waitstatus_to_exitcode(status)
+        if code in (0, 68):
+            outcome = Outcome_.COMPLETED if code == 0 else Outcome_.DIVERGED
+        else:
+            outcome = Outcome_.STOPPED_AT_ALLOWANCE if stopped else Outcome_.CRASHED
+        # Crashes are waived, as the operator waives them; rounded as the ledger rounds.
+        charge = 0.0 if outcome == Outcome_.CRASHED else round(min(used, allowance), 3)
+        self.charged += charge
+        self.runs += 1
+        self.crashes += outcome == Outcome_.CRASHED
+        started, self.clock = self.clock, self.clock + used
+        record = AttemptRecord(
+            attempt=number,
+            pod=f"{name}-{number}",
+            phase=AttemptPhase.FINISHED,
+            created_at=T0 + timedelta(seconds=started),
+            started_at=T0 + timedelta(seconds=started),
+            finished_at=T0 + timedelta(seconds=self.clock),
+            gpus=1,
+            calibration_factor=1.0,
+            allowance_gpu_seconds=allowance,
+            outcome=outcome,
+            billing=Billing.WAIVED if outcome == Outcome_.CRASHED else Billing.CHARGED,
+            gpu_seconds=round(used, 3),
+            charged_gpu_seconds=round(charge, 3),
+            metrics=dict(result.metrics) if result else {},
+            epochs=result.epochs if result and result.epochs else None,
+        )
+        return record, str(output)
+
+
+def _cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def _epochs(data: Digits, config: Config, allowance: float) -> float:
+    estimate = CostEstimator(data.facts, CPU_COST)
+    planned = estimate.epochs_for(config.model, config.input_size, 1, allowance)
+    return round(max(0.5, min(full_epochs(data.train), planned)), 2)
+
+
+def run_fixed(data: Digits, budget: float, seed: int, folder: Path, slots: Semaphore) -> Outcome:
+    """The search's own default recipe, trained once with the whole budget."""
+    books = Books(budget, slots, folder, seed)
+    config = build_space(data.facts).default()
+    hp = config.hyperparameters(_epochs(data, config, budget))
+    record, output = books.run(data, "fixed", config.model, hp, budget, 1)
+    value = record.metrics.get(METRIC, 0.0)
+    note = config.model + (f"; {books.crashes} crashed" if books.crashes else "")
+    return Outcome(value, 0.0, books.charged, budget, books.runs, output, note)
+
+
+def run_random(
+    data: Digits, budget: float, seed: int, folder: Path, slots: Semaphore, trials: int
+) -> Outcome:
+    """Configurations drawn from the same space, each given an equal share."""
+    books = Books(budget, slots, folder, seed)
+    space = build_space(data.facts)
+    rng = random.Random(f"random-search:{seed}")
+    best = Outcome(limit=budget)
+    for index in range(trials):
+        config = space.sample(rng)
+        share = (budget - books.charged) / (trials - index)
+        hp = config.hyperparameters(_epochs(data, config, share))
+        record, output = books.run(data, f"r{index}", config.model, hp, share, 1)
+        value = record.metrics.get(METRIC, 0.0)
+        if value > best.val:
+            best.val, best.best_output, best.note = value, output, config.model
+    best.charged, best.runs = books.charged, books.runs
+    best.note += f"; {books.crashes} crashed" if books.crashes else ""
+    return best
+
+
+def run_automl(data: Digits, budget: float, seed: int, folder: Path, slots: Semaphore) -> Outcome:
+    """The operator's loop, one trial at a time: decide, start or promote, record."""
+    spec = TrainingJobSpec.model_validate(
+        {
+            "task": "classification",
+            "dataset": {"train": "file:///digits/train.json"},
+            "budget": {"gpuHours": repr(budget / 3600)},
+            "output": "file:///models/",
+        }
+    )
+    limit = spec.budget.limit_gpu_seconds
+    books = Books(limit, slots, folder, seed)
+    planner = AutoMLPlanner(cost=CPU_COST)
+    summary = DatasetSummary(
+        **data.facts.model_dump(
+            include={"images", "classes", "mean_width", "mean_height", "digest", "eval_images"}
+        )
+    )
+    trials: list[TrialStatus] = []
+    for _ in range(200):
+        view = PlannerView(
+            spec,
+            summary,
+            [t.model_copy(deep=True) for t in trials],
+            totals(limit, [r for t in trials for r in t.attempts]),
+            "resnet50",
+            seed,
+        )
+        decision = planner.decide(view)
+        for proposal in decision.new_trials:
+            trials.append(
+                TrialStatus(
+                    name=proposal.name,
+                    model=proposal.model,
+                    gpus=proposal.gpus,
+                    hyperparameters=dict(proposal.hyperparameters),
+                    allowance_gpu_seconds=proposal.allowance_gpu_seconds,
+                    primary_metric=METRIC,
+                )
+            )
+        for promotion in decision.promotions:
+            trial = next(t for t in trials if t.name == promotion.name)
+            trial.allowance_gpu_seconds = promotion.allowance_gpu_seconds
+            trial.hyperparameters = dict(promotion.hyperparameters)
+            trial.state = TrialState.QUEUED
+        queued = [t for t in trials if t.state == TrialState.QUEUED]
+        if not queued:
+            break
+        for trial in queued:
+            allowance = trial.allowance_gpu_seconds - trial.charged_gpu_seconds
+            record, _ = books.run(
+                data,
+                trial.name,
+                trial.model,
+                dict(trial.hyperparameters),
+                allowance,
+                len(trial.attempts) + 1,
+            )
+            trial.attempts.append(record)
+            trial.charged_gpu_seconds = round(sum(r.charged_gpu_seconds for r in trial.attempts), 3)
+            # A failed promotion keeps the trial's earlier result, as the operator does.
+            trial.metrics = dict(record.metrics) or trial.metrics
+            trial.state = TrialState.SUCCEEDED if trial.metrics else TrialState.FAILED
+    scored = [t for t in trials if METRIC in t.metrics]
+    if not scored:
+        return Outcome(limit=limit, charged=books.charged, runs=books.runs, note="no result")
+    best = max(scored, key=lambda t: t.metrics[METRIC])
+    rungs = sum(1 for r in best.attempts if r.billing == Billing.CHARGED)
+    note = f"{best.model} after {rungs} rung(s); {len(trials)} trials; {decision.done}"
+    note += f"; {books.crashes} crashed" if books.crashes else ""
+    return Outcome(
+        best.metrics[METRIC],
+        0.0,
+        books.charged,
+        limit,
+        books.runs,
+        str(folder / best.name),
+        note,
+    )

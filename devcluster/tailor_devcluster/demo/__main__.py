@@ -1,0 +1,147 @@
+"""`make demo`: Tailor's whole job on this machine, from `kubectl apply` to a model in use.
+
+Brings up the local cluster (control plane, MinIO, Prometheus) with the node agent
+running pods as local processes, installs the CRD and a calibration table, starts
+the operator, uploads the handwritten digits to MinIO, applies
+examples/demo-digits.yaml, shows progress while it trains, then prints the metrics
+on the evaluation split, the GPU-seconds charged and waived, where the model is,
+and classifies held-out digits with it. Everything stops at the end (--keep: after
+Ctrl-C).
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from kubernetes import client
+
+from tailor_devcluster.cluster import LocalCluster
+from tailor_devcluster.demo.job import apply, demo_job, summary, watch
+from tailor_devcluster.demo.results import download_model, save_samples
+from tailor_devcluster.demo.stack import (
+    demo_settings,
+    environment_lines,
+    install_calibration,
+    install_crd,
+    prepare_namespace,
+    start_operator,
+    upload_digits,
+)
+
+NAMESPACE = "demo"
+SAMPLES = 3
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _shown(path: Path) -> str:
+    """A path as short as it can be said from here."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _clear_previous_runs(state: Path) -> None:
+    """Each demo is a fresh cluster. The old one's files go in the background: deleting
+    hundreds of megabytes of small files takes seconds on a busy disk."""
+    state.mkdir(parents=True, exist_ok=True)
+    if (state / "run").exists():
+        (state / "run").rename(state / f"run.old-{time.time_ns()}")
+    old = list(state.glob("run.old-*"))
+
+    def remove() -> None:
+        for path in old:
+            shutil.rmtree(path, ignore_errors=True)
+
+    threading.Thread(target=remove, daemon=True).start()
+
+
+def run_demo(arguments: argparse.Namespace) -> int:
+    began = time.monotonic()
+
+    def step(text: str) -> None:
+        say(f"== [{time.monotonic() - began:5.0f}s] {text}")
+
+    state = Path(arguments.state_dir).resolve()
+    _clear_previous_runs(state)
+    step("starting the local cluster (first run: builds the Go binaries, minutes)")
+    with LocalCluster(demo_settings(state / "run", arguments.slots)) as cluster:
+        assert cluster.s3 is not None
+        step(f"cluster up; node agent registered node {cluster.agent_node}")
+        install_crd(cluster)
+        calibration = install_calibration(cluster)
+        operator = start_operator(cluster, calibration)
+        step(f"CRD installed, operator running (metrics at {operator.metrics_address})")
+        dataset, train, evaluation = upload_digits(cluster)
+        step(
+            f"uploaded {len(dataset.images)} handwritten digits to MinIO: {train} "
+            f"({len(dataset.train['images'])} images), {evaluation} "
+            f"({len(dataset.evaluation['images'])})"
+        )
+        prepare_namespace(cluster, NAMESPACE)
+        manifest = demo_job(cluster.s3.endpoint_url, budget_gpu_hours=arguments.budget_gpu_hours)
+        apply(cluster, manifest, NAMESPACE)
+        name = manifest["metadata"]["name"]
+        step(f"kubectl apply -n {NAMESPACE} -f examples/demo-digits.yaml (TrainingJob {name})")
+        api = client.CustomObjectsApi(cluster.api_client())
+        job = watch(api, NAMESPACE, name, cluster.agent_state_dir, say, arguments.timeout)
+        step("finished")
+        for line in summary(job):
+            say(line)
+        status = job.get("status") or {}
+        if status.get("phase") != "Succeeded":
+            say(f"logs: {_shown(state / 'run' / 'logs')}, pods: {_shown(cluster.agent_state_dir)}")
+            return 1
+        uri = status["model"]["uri"]
+        model = download_model(cluster, uri, state / "model")
+        samples = save_samples(dataset, state / "samples", SAMPLES)
+        predict = Path(sys.executable).parent / "tailor-train"
+        command = [_shown(predict), "predict", "--model", _shown(model)]
+        say(f"the exported model: {uri} (in MinIO), copied to {_shown(model)}/")
+        say("classifying held-out digits with it:")
+        say("  " + " ".join([*command, *(_shown(p) for p in samples)]))
+        result = subprocess.run([*command, *map(_shown, samples)], check=False, env=os.environ)
+        step(f"done in {time.monotonic() - began:.0f}s; logs in {_shown(state / 'run' / 'logs')}")
+        say("classify any image (white digit on black, like the scans):")
+        say(f"  {' '.join(command)} IMAGE.png")
+        if arguments.keep:
+            say("the cluster keeps running until Ctrl-C; in another terminal:")
+            for line in environment_lines(cluster):
+                say(f"  {line}")
+            say(f"  kubectl -n {NAMESPACE} get tj {name} -o yaml")
+            _wait_for_interrupt()
+        return result.returncode
+
+
+def _wait_for_interrupt() -> None:
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        say("stopping")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tailor_devcluster.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--state-dir", default=".tailor/demo", help="cluster data, model, logs")
+    parser.add_argument("--slots", type=int, default=1, help='the node agent\'s CPU "GPU" slots')
+    parser.add_argument("--budget-gpu-hours", help="override the example's spec.budget.gpuHours")
+    parser.add_argument("--timeout", type=float, default=1800, help="give up after (seconds)")
+    parser.add_argument("--keep", action="store_true", help="keep the cluster up until Ctrl-C")
+    return run_demo(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""The demo's TrainingJob: applied with kubectl, watched until it ends, summed up.
+
+Progress lines come from the job's status (state, trials, GPU-seconds of the
+budget, best metric) and the running trainer's own last progress line, read from
+the node agent's log of its pod.
+"""
+
+import copy
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+
+from tailor_devcluster.binaries import repo_root
+from tailor_devcluster.cluster import LocalCluster
+
+GROUP, VERSION, PLURAL = "tailor.dev", "v1alpha1", "trainingjobs"
+EXAMPLE = Path("examples") / "demo-digits.yaml"
+METRICS_SHOWN = (
+    "top1_accuracy",
+    "top5_accuracy",
+    "f1_macro",
+    "precision_macro",
+    "recall_macro",
+    "average_precision_macro",
+    "calibration_ece",
+)
+
+
+def demo_job(
+    endpoint: str,
+    name: str | None = None,
+    budget_gpu_hours: str | None = None,
+    hyperparameters: Mapping[str, Any] | None = None,
+    output: str | None = None,
+) -> dict[str, Any]:
+    """examples/demo-digits.yaml with the local MinIO's address filled in, and the
+    name, budget, hyperparameters or output replaced when given (the tests' jobs)."""
+    manifest: dict[str, Any] = yaml.safe_load((repo_root() / EXAMPLE).read_text())
+    manifest = copy.deepcopy(manifest)
+    manifest["spec"]["dataset"]["endpoint"] = endpoint
+    if name:
+        manifest["metadata"]["name"] = name
+    if budget_gpu_hours:
+        manifest["spec"]["budget"]["gpuHours"] = budget_gpu_hours
+    if output:
+        manifest["spec"]["output"] = output
+    if hyperparameters:
+        for trial in manifest["spec"]["search"]["trials"]:
+            trial["hyperparameters"] = {**trial.get("hyperparameters", {}), **hyperparameters}
+    return manifest
+
+
+def apply(cluster: LocalCluster, manifest: Mapping[str, Any], namespace: str) -> None:
+    """`kubectl apply`, as a user would."""
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(dict(manifest)))
+
+
+def read_job(api: client.CustomObjectsApi, namespace: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = api.get_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, name
+    )
+    return found
+
+
+def finished(job: Mapping[str, Any]) -> bool:
+    return (job.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def progress_line(job: Mapping[str, Any], trainer: str | None) -> str:
+    """`Training | trials 1 (1 running) | GPU-s 12.5 of 900 (reserved 900) | best -`"""
+    status = job.get("status") or {}
+    if not status:
+        return "Pending (the operator has not seen it yet)"
+    budget = status.get("budget") or {}
+    trials = status.get("trials") or []
+    states: dict[str, int] = {}
+    for trial in trials:
+        states[trial.get("state", "?")] = states.get(trial.get("state", "?"), 0) + 1
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(states.items()))
+    phase = status.get("phase") or "Pending"
+    if phase == "Validating" or (phase == "Pending" and not trials):
+        phase = f"{phase} (validation {(status.get('validation') or {}).get('state', '-')})"
+    best = (status.get("bestTrial") or {}).get("summary") or _running_best(trials) or "-"
+    line = (
+        f"{phase} | trials {len(trials)}{f' ({counts})' if counts else ''} | GPU-s "
+        f"{budget.get('chargedGpuSeconds', 0):.1f} of {budget.get('limitGpuSeconds', 0):.0f}"
+        f" (reserved {budget.get('reservedGpuSeconds', 0):.0f}) | best {best}"
+    )
+    return f"{line} | {trainer}" if trainer else line
+
+
+def _running_best(trials: list[Mapping[str, Any]]) -> str | None:
+    values = [
+        (t["metrics"]["top1_accuracy"], t["name"])
+        for t in trials
+        if "top1_accuracy" in (t.get("metrics") or {})
+    ]
+    if not values:
+        return None
+    value, name = max(values)
+    return f"top1_accuracy={value:.4g} ({name})"
+
+
+def trainer_progress(agent_dir: Path, job: Mapping[str, Any]) -> str | None:
+    """The last progress line of the job's newest running attempt, from its log."""
+    for trial in reversed((job.get("status") or {}).get("trials") or []):
+        for attempt in reversed(trial.get("attempts") or []):
+            if attempt.get("phase") != "Running":
+                continue
+            for log in (agent_dir / "pods").glob(f"*_{attempt['pod']}_*/container.log"):
+                lines = [
+                    line
+                    for line in log.read_text(errors="replace").splitlines()
+                    if " step " in line or "evaluation" in line
+                ]
+                if lines:
+                    text = lines[-1]
+                    return f"{trial['name']}: {text.split(': ', 1)[-1][:110]}"
+    return None
+
+
+def watch(
+    api: client.CustomObjectsApi,
+    namespace: str,
+    name: str,
+    agent_dir: Path,
+    say: Callable[[str], None],
+    timeout: float,
+    interval: float = 2.0,
+) -> dict[str, Any]:
+    """Polls the job until it ends, saying each new progress line; returns the job."""
+    began = time.monotonic()
+    last = ""
+    while True:
+        try:
+            job = read_job(api, namespace, name)
+        except client.ApiException as error:
+            if error.status != 404:
+                raise
+            job = {}
+        line = progress_line(job, trainer_progress(agent_dir, job))
+        if line != last:
+            say(f"[{time.monotonic() - began:5.0f}s] {line}")
+            last = line
+        if finished(job):
+            return job
+        if time.monotonic() - began > timeout:
+            raise TimeoutError(f"TrainingJob {namespace}/{name} not finished after {timeout:.0f}s")
+        time.sleep(interval)
+
+
+def summary(job: Mapping[str, Any]) -> list[str]:
+    """The result in words: outcome, metrics on the evaluation split, the ledger."""
+    status = job.get("status") or {}
+    budget = status.get("budget") or {}
+    lines = [
+        f"TrainingJob {job['metadata']['name']}: {status.get('phase')} ({status.get('reason')})"
+    ]
+    if status.get("message"):
+        lines.append(f"  {status['message']}")
+    metrics = (status.get("model") or {}).get("metrics") or {}
+    if metrics:
+        lines.append("  metrics on the evaluation split:")
+        for key in METRICS_SHOWN:
+            if key in metrics:
+                lines.append(f"    {key:<26} {metrics[key]:.4f}")
+    lines.append(
+        f"  GPU-seconds: charged {budget.get('chargedGpuSeconds', 0):.1f} of "
+        f"{budget.get('limitGpuSeconds', 0):.0f}, waived {budget.get('waivedGpuSeconds', 0):.1f}"
+    )
+    for trial in status.get("trials") or []:
+        for attempt in trial.get("attempts") or []:
+            lines.append(
+                f"    {trial['name']} attempt {attempt['attempt']}: {attempt.get('outcome')} on "
+                f"{attempt.get('gpuProduct')} x{attempt.get('gpus')} (factor "
+                f"{attempt.get('calibrationFactor')}): {attempt.get('gpuSeconds', 0):.1f} "
+                f"GPU-s, {attempt.get('billing')}"
+            )
+    return lines

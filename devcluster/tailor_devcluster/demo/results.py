@@ -1,0 +1,35 @@
+"""What the demo takes home: the exported bundle, copied out of MinIO, and a few
+held-out digits to classify with it."""
+
+import shutil
+from pathlib import Path
+
+from tailor_devcluster.cluster import LocalCluster
+from tailor_devcluster.demo.digits import CocoDataset
+
+
+def download_model(cluster: LocalCluster, uri: str, folder: Path) -> Path:
+    assert cluster.s3 is not None
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    s3 = cluster.s3.client()
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix.rstrip("/") + "/")
+    for item in listing.get("Contents", []):
+        name = item["Key"].rsplit("/", 1)[-1]
+        s3.download_file(bucket, item["Key"], str(folder / name))
+    return folder
+
+
+def save_samples(dataset: CocoDataset, folder: Path, count: int) -> list[Path]:
+    """A few evaluation images (never trained on), named by their true class."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    files = dataset.evaluation_files()
+    chosen = files[:: max(1, len(files) // count)][:count]
+    paths = []
+    for name in chosen:
+        path = folder / f"true-{dataset.labels[name]}_{Path(name).stem}.png"
+        path.write_bytes(dataset.images[name])
+        paths.append(path)
+    return paths

@@ -1,0 +1,157 @@
+"""Everything the demo's job needs, on the local cluster: the node agent, the CRD, a
+calibration table pricing the agent's CPU slots, the operator (scraped by Prometheus),
+a namespace with the S3 credentials Secret, and the digits in MinIO.
+
+The end-to-end tests build the same stack with these functions.
+"""
+
+import os
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+
+from tailor_devcluster.binaries import repo_root
+from tailor_devcluster.cluster import ClusterSettings, LocalCluster
+from tailor_devcluster.demo.digits import CocoDataset, digits_coco, upload
+from tailor_devcluster.nodeagent import CPU_SLOT_PRODUCT
+from tailor_devcluster.ports import free_port
+from tailor_devcluster.processes import ManagedProcess, wait_until
+
+CALIBRATION_NAMESPACE = "tailor-system"
+CALIBRATION_NAME = "tailor-calibration"
+# The demo table prices a CPU slot at half the reference GPU: a convention that makes
+# the factor visible in every ledger line, not a measurement of a CPU's speed.
+CPU_SLOT_FACTOR = 0.5
+CREDENTIALS_SECRET = "s3-credentials"
+DATASET_BUCKET = "datasets"
+MODELS_BUCKET = "models"
+DATASET_PREFIX = "digits"
+# What the operator is told on a laptop: pods small enough for the agent's node
+# (its real CPUs and memory), quick retries, and an image name nothing pulls.
+OPERATOR_SETTINGS = {
+    "TAILOR_TRAINER_IMAGE": "tailor-trainer:local",
+    "TAILOR_CPU_PER_GPU": "1",
+    "TAILOR_MEMORY_GIB_PER_GPU": "2",
+    "TAILOR_VALIDATION_CPU": "0.5",
+    "TAILOR_VALIDATION_MEMORY_GIB": "1",
+    "TAILOR_BACKOFF_BASE_SECONDS": "2",
+    "TAILOR_BACKOFF_MAX_SECONDS": "10",
+    "TAILOR_TERMINATION_GRACE_SECONDS": "30",
+    "TAILOR_ALLOWANCE_GRACE_SECONDS": "30",
+    "TAILOR_RESYNC_SECONDS": "10",
+}
+
+
+@dataclass(frozen=True)
+class Operator:
+    process: ManagedProcess
+    metrics_address: str  # host:port of /metrics
+
+
+def demo_settings(state_dir: Path, agent_slots: int = 1) -> ClusterSettings:
+    """No simulated kwok nodes: every pod runs for real on the node agent."""
+    return ClusterSettings(state_dir=state_dir, gpu_nodes=0, agent_slots=agent_slots)
+
+
+def install_crd(cluster: LocalCluster) -> None:
+    crd_file = repo_root() / "crds" / "tailor.dev_trainingjobs.yaml"
+    cluster.kubectl("apply", "--server-side", "-f", str(crd_file))
+    name = yaml.safe_load(crd_file.read_text())["metadata"]["name"]
+    cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+
+
+def install_calibration(cluster: LocalCluster, factor: float = CPU_SLOT_FACTOR) -> str:
+    """The table the operator charges with; returns its NAMESPACE/NAME."""
+    core = client.CoreV1Api(cluster.api_client())
+    _create(lambda: cluster.create_namespace(CALIBRATION_NAMESPACE))
+    body = {
+        "metadata": {"name": CALIBRATION_NAME},
+        "data": {"version": "demo-1", "default": "1.0", CPU_SLOT_PRODUCT: str(factor)},
+    }
+    _create(lambda: core.create_namespaced_config_map(CALIBRATION_NAMESPACE, body))
+    return f"{CALIBRATION_NAMESPACE}/{CALIBRATION_NAME}"
+
+
+def _create(action: Any) -> None:
+    try:
+        action()
+    except client.ApiException as error:
+        if error.status != 409:
+            raise
+
+
+def _healthy(port: int) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+        return bool(answer.status == 200)
+
+
+def start_operator(
+    cluster: LocalCluster, calibration: str, extra: dict[str, str] | None = None
+) -> Operator:
+    """`tailor-operator` as its own process, supervised (and stopped) with the cluster."""
+    metrics, health = free_port(), free_port()
+    env = {
+        **OPERATOR_SETTINGS,
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "TAILOR_CALIBRATION_CONFIGMAP": calibration,
+        "TAILOR_METRICS_PORT": str(metrics),
+        "TAILOR_HEALTH_PORT": str(health),
+        **(extra or {}),
+    }
+    process = cluster.supervisor.start(
+        "tailor-operator", [sys.executable, "-m", "tailor_operator.main"], env=env
+    )
+    wait_until("the operator's /healthz", lambda: _healthy(health), 60, [process], 0.3)
+    address = f"127.0.0.1:{metrics}"
+    if cluster.prometheus is not None:
+        cluster.prometheus.add_target(address, "tailor-operator")
+    return Operator(process, address)
+
+
+def prepare_namespace(cluster: LocalCluster, namespace: str) -> None:
+    """The namespace and the Secret its pods read S3 credentials from (only the pods
+    read it: the operator never does)."""
+    assert cluster.s3 is not None
+    _create(lambda: cluster.create_namespace(namespace))
+    core = client.CoreV1Api(cluster.api_client())
+    secret = {
+        "metadata": {"name": CREDENTIALS_SECRET},
+        "stringData": {
+            "AWS_ACCESS_KEY_ID": cluster.s3.access_key,
+            "AWS_SECRET_ACCESS_KEY": cluster.s3.secret_key,
+        },
+    }
+    _create(lambda: core.create_namespaced_secret(namespace, secret))
+
+
+def upload_digits(cluster: LocalCluster) -> tuple[CocoDataset, str, str]:
+    """The digits into s3://datasets/digits/, and an empty models bucket."""
+    assert cluster.s3 is not None
+    s3 = cluster.s3.client()
+    for bucket in (DATASET_BUCKET, MODELS_BUCKET):
+        existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+        if bucket not in existing:
+            s3.create_bucket(Bucket=bucket)
+    dataset = digits_coco()
+    train, evaluation = upload(s3, dataset, DATASET_BUCKET, DATASET_PREFIX)
+    return dataset, train, evaluation
+
+
+def timed(label: str, began: float) -> str:
+    return f"[{time.monotonic() - began:5.0f}s] {label}"
+
+
+def environment_lines(cluster: LocalCluster) -> list[str]:
+    """How to reach the running cluster from another terminal."""
+    assert cluster.binaries is not None
+    kubectl_dir = os.path.dirname(cluster.binaries.kubectl)
+    return [
+        f"export KUBECONFIG={cluster.kubeconfig}",
+        f"export PATH={kubectl_dir}:$PATH",
+    ]

@@ -1,0 +1,108 @@
+"""Where each trial stands in the search, read back from the status alone (the planner
+keeps no memory between reconciliations), and which trials go on (ASHA).
+
+A trial's k-th charged attempt ends its rung k: waived attempts are retries of the
+same rung, never results, so a retried attempt cannot count twice.
+"""
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from tailor_operator.core.search.rungs import Ladder
+from tailor_operator.core.status import Billing, Outcome, TrialState, TrialStatus
+
+# Outcomes whose metrics say how the configuration did.
+SCORED = frozenset({Outcome.COMPLETED, Outcome.STOPPED_AT_ALLOWANCE, Outcome.EARLY_STOPPED})
+ACTIVE = frozenset({TrialState.QUEUED, TrialState.RUNNING, TrialState.RETRYING})
+
+
+@dataclass(frozen=True)
+class RungResult:
+    trial: str
+    index: int
+    rung: int
+    value: float | None  # the primary metric; None: diverged, cancelled or unscored
+    finished: datetime | None
+    gain: float | None  # score over the same trial's previous rung (+ is better)
+
+
+@dataclass(frozen=True)
+class Standing:
+    trial: TrialStatus
+    index: int
+    results: tuple[RungResult, ...]
+
+    @property
+    def active(self) -> bool:
+        return self.trial.state in ACTIVE
+
+    @property
+    def rungs_done(self) -> int:
+        return len(self.results)
+
+    @property
+    def last_value(self) -> float | None:
+        return self.results[-1].value if self.results else None
+
+    @property
+    def promotable(self) -> bool:
+        """Ended its last rung well and waits for a decision (a trial whose promotion
+        the infrastructure kept failing ended with its earlier result: not again)."""
+        last = self.trial.attempts[-1] if self.trial.attempts else None
+        return (
+            self.trial.state == TrialState.SUCCEEDED
+            and self.last_value is not None
+            and last is not None
+            and last.billing == Billing.CHARGED
+        )
+
+
+def trial_index(name: str) -> int:
+    digits = name[1:] if name.startswith("t") else ""
+    return int(digits) if digits.isdigit() else 10**6
+
+
+def standing(trial: TrialStatus, metric: str | None, sign: float) -> Standing:
+    results: list[RungResult] = []
+    index = trial_index(trial.name)
+    for record in trial.attempts:
+        if not record.final or record.billing != Billing.CHARGED:
+            continue
+        value = record.metrics.get(metric) if metric and record.outcome in SCORED else None
+        previous = results[-1].value if results else None
+        gain = None if value is None or previous is None else sign * (value - previous)
+        results.append(RungResult(trial.name, index, len(results), value, record.finished_at, gain))
+    return Standing(trial, index, tuple(results))
+
+
+def history(standings: Sequence[Standing]) -> list[RungResult]:
+    """Every scored rung result, in the order they arrived."""
+    scored = [r for s in standings for r in s.results if r.value is not None]
+    return sorted(scored, key=lambda r: (r.finished is None, r.finished or 0, r.index, r.rung))
+
+
+def promotable(
+    standings: Sequence[Standing],
+    ladder: Ladder,
+    sign: float,
+    capped: Callable[[Standing], bool],
+) -> Iterator[tuple[Standing, int]]:
+    """(trial, next rung) for each trial in the top 1/ETA of its rung not yet promoted,
+    higher rungs first: a promotion brings a result sooner than a new trial does."""
+    for rung in range(ladder.top - 1, -1, -1):
+        reached = [s for s in standings if s.rungs_done > rung]
+        quota = ladder.promotions_at(len(reached))
+        scored = [s for s in reached if s.results[rung].value is not None]
+        ranked = sorted(scored, key=lambda s: (-sign * (s.results[rung].value or 0.0), s.index))
+        for candidate in ranked[:quota]:
+            if candidate.rungs_done == rung + 1 and candidate.promotable and not capped(candidate):
+                yield candidate, rung + 1
+
+
+def best(standings: Sequence[Standing], sign: float) -> Standing | None:
+    """The trial whose model would be exported now (its latest metric is the best)."""
+    finished = [s for s in standings if s.promotable]
+    if not finished:
+        return None
+    return max(finished, key=lambda s: (sign * (s.last_value or 0.0), -s.index))

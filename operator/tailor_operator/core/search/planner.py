@@ -1,0 +1,45 @@
+"""The AutoML planner: base-model selection and hyperparameter search by asynchronous
+successive halving, in calibrated GPU-seconds, behind the TrialPlanner interface."""
+
+from tailor_contract.cost import (
+    REFERENCE,
+    CostModel,
+    cheapest_backbone,
+    minimum_search_gpu_seconds,
+)
+from tailor_operator.core.planner import PlannerDecision, PlannerView, SimplePlanner
+from tailor_operator.core.search.cost import facts_from
+from tailor_operator.core.search.decide import SearchRound
+from tailor_operator.core.search.stopping import MIN_DELTA
+from tailor_operator.core.spec import TrainingJobSpec
+from tailor_operator.core.status import DatasetSummary
+
+
+class AutoMLPlanner:
+    """Searches unless spec.search.trials names the trials, which then run as given."""
+
+    def __init__(self, cost: CostModel = REFERENCE, min_delta: float = MIN_DELTA) -> None:
+        self.cost = cost
+        self.min_delta = min_delta
+        self._given = SimplePlanner()
+
+    def first_model(self, spec: TrainingJobSpec, default_model: str) -> str:
+        """The cheapest backbone the search may use: validation prices the cheapest
+        useful search with it (tailor_contract.cost, on both sides)."""
+        if spec.search.trials:
+            return self._given.first_model(spec, default_model)
+        return cheapest_backbone(spec.search.models).name
+
+    def minimum_gpu_seconds(
+        self, spec: TrainingJobSpec, dataset: DatasetSummary, default_model: str
+    ) -> float | None:
+        if spec.search.trials:
+            return None
+        model = self.first_model(spec, default_model)
+        return minimum_search_gpu_seconds(facts_from(dataset), model, cost=self.cost)
+
+    def decide(self, view: PlannerView) -> PlannerDecision:
+        if view.spec.search.trials or view.dataset is None:
+            # Given trials, or a validation that reported no facts to size a search by.
+            return self._given.decide(view)
+        return SearchRound(view, self.cost, self.min_delta).decide()

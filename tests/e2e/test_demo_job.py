@@ -1,0 +1,206 @@
+"""The demo's path with a smaller budget: kubectl apply to an exported model in use.
+
+Every pod runs for real on the node agent: validation, training on the digits, the
+export; the ledger is checked against the run times the agent measured, Prometheus
+against the ledger, the ONNX model against the PyTorch one.
+"""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tailor_devcluster.demo.job import apply, demo_job, read_job, summary, watch
+from tailor_devcluster.demo.results import download_model
+from tailor_devcluster.demo.stack import CPU_SLOT_FACTOR
+from tailor_devcluster.nodeagent import CPU_SLOT_PRODUCT
+from tailor_devcluster.waiting import eventually
+from tailor_trainer.predict import load_classifier, predict
+from tailor_trainer.storage import Storage
+from tests.e2e.conftest import Demo
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
+log = logging.getLogger(__name__)
+
+# Above validation's estimate of the cheapest useful search for the digits (about 0.1).
+BUDGET_GPU_HOURS = "0.15"
+SHORT = {"epochs": 3, "eval_every_epochs": 3, "log_every_steps": 5}
+CHANCE = 0.1  # ten classes
+JOB_TIMEOUT = 1200
+
+
+def attempts(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return [a for t in job["status"].get("trials", []) for a in t.get("attempts", [])]
+
+
+def run_record(demo: Demo, namespace: str, pod: str) -> dict[str, Any]:
+    """What the node agent measured of the pod's process (monotonic clock)."""
+    (record,) = (demo.cluster.agent_state_dir / "pods").glob(f"{namespace}_{pod}_*/run.json")
+    return json.loads(record.read_text())  # type: ignore[no-any-return]
+
+
+def read_s3_json(demo: Demo, uri: str) -> dict[str, Any]:
+    assert demo.cluster.s3 is not None
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    body = demo.cluster.s3.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    return json.loads(body)  # type: ignore[no-any-return]
+
+
+def run_job(demo: Demo, namespace: str, name: str, **hyperparameters: Any) -> dict[str, Any]:
+    assert demo.cluster.s3 is not None
+    manifest = demo_job(
+        demo.cluster.s3.endpoint_url,
+        name=name,
+        budget_gpu_hours=BUDGET_GPU_HOURS,
+        hyperparameters={**SHORT, **hyperparameters},
+        output=f"s3://models/{namespace}/{name}/",
+    )
+    apply(demo.cluster, manifest, namespace)
+    return manifest
+
+
+def wait_done(demo: Demo, namespace: str, name: str) -> dict[str, Any]:
+    api = client.CustomObjectsApi(demo.cluster.api_client())
+    job = watch(api, namespace, name, demo.cluster.agent_state_dir, log.info, JOB_TIMEOUT, 3.0)
+    for line in summary(job):
+        log.info(line)
+    return job
+
+
+def assert_charges_are_run_times_times_factor(
+    demo: Demo, namespace: str, job: dict[str, Any]
+) -> float:
+    """Each charged line is the process's run time x GPUs x factor; returns the total."""
+    total = 0.0
+    for attempt in attempts(job):
+        assert attempt["gpuProduct"] == CPU_SLOT_PRODUCT
+        assert attempt["calibrationFactor"] == CPU_SLOT_FACTOR
+        ran = run_record(demo, namespace, attempt["pod"])["run_seconds"]
+        expected = ran * attempt["gpus"] * CPU_SLOT_FACTOR
+        # Pod timestamps are whole seconds: one second of the process is the most lost.
+        assert abs(attempt["gpuSeconds"] - expected) <= 1.0 * CPU_SLOT_FACTOR + 0.01, attempt
+        if attempt["billing"] == "Charged":
+            assert attempt["chargedGpuSeconds"] == pytest.approx(attempt["gpuSeconds"])
+        total += attempt["chargedGpuSeconds"]
+    budget = job["status"]["budget"]
+    assert budget["chargedGpuSeconds"] == pytest.approx(total, abs=0.01)
+    assert budget["chargedGpuSeconds"] <= budget["limitGpuSeconds"]
+    return total
+
+
+def test_the_demo_job_trains_charges_exports_and_predicts(demo, demo_namespace, tmp_path):
+    run_job(demo, demo_namespace, "digits")
+    job = wait_done(demo, demo_namespace, "digits")
+    status = job["status"]
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)[-3000:]
+
+    # Metrics on the evaluation split, from the trainer's own evaluation.
+    accuracy = status["model"]["metrics"]["top1_accuracy"]
+    assert accuracy >= 0.7 > 5 * CHANCE, accuracy
+
+    # The ledger: run times x factor, within the budget; the validation pod is free.
+    charged = assert_charges_are_run_times_times_factor(demo, demo_namespace, job)
+    assert charged > 0
+    assert all(a["chargedGpuSeconds"] == 0 for a in status["validation"]["attempts"])
+    assert [a["outcome"] for a in attempts(job)] == ["Completed"]
+
+    # Prometheus, scraping the operator, says the same.
+    prometheus = demo.cluster.prometheus
+    assert prometheus is not None
+    query = f'sum(tailor_gpu_seconds_charged_total{{namespace="{demo_namespace}"}})'
+
+    def scraped() -> float | None:
+        result = prometheus.query(query)
+        return float(result[0]["value"][1]) if result else None
+
+    reported = eventually("the charged total in Prometheus", scraped, timeout=30)
+    assert reported == pytest.approx(charged, abs=0.01)
+
+    # The exported model: ONNX classifies held-out digits as PyTorch does.
+    bundle = download_model(demo.cluster, status["model"]["uri"], tmp_path / "model")
+    storage = Storage()
+    onnx = load_classifier(storage, str(bundle), "onnx")
+    torch_model = load_classifier(storage, str(bundle), "torch")
+    held_out = demo.dataset.evaluation_files()[:8]
+    images = []
+    for name in held_out:
+        path = tmp_path / Path(name).name
+        path.write_bytes(demo.dataset.images[name])
+        images.append(str(path))
+    by_onnx = predict(onnx, storage, images, top=10)
+    by_torch = predict(torch_model, storage, images, top=10)
+    for a, b in zip(by_onnx, by_torch, strict=True):
+        assert a.label == b.label
+        assert dict(a.top) == pytest.approx(dict(b.top), abs=1e-4)
+    truth = [demo.dataset.labels[name] for name in held_out]
+    guessed = [p.label for p in by_onnx]
+    assert sum(g == t for g, t in zip(guessed, truth, strict=True)) >= 5, (guessed, truth)
+
+    # And the command, reading the bundle straight from S3, gives the same answer.
+    assert demo.cluster.s3 is not None
+    command = Path(sys.executable).parent / "tailor-train"
+    answer = subprocess.run(
+        [str(command), "predict", "--model", status["model"]["uri"], "--json", images[0]],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **demo.cluster.s3.environment()},
+    )
+    assert json.loads(answer.stdout)["label"] == by_onnx[0].label
+
+
+def test_a_killed_trial_resumes_from_its_checkpoint_without_being_charged(demo, demo_namespace):
+    name = "resumes"
+    manifest = run_job(demo, demo_namespace, name)
+    core = client.CoreV1Api(demo.cluster.api_client())
+    pods = demo.cluster.agent_state_dir / "pods"
+
+    def steps_done() -> str | None:
+        """The first attempt's pod, once its trainer logged ten steps."""
+        for log_file in pods.glob(f"{demo_namespace}_{name}-t0-1-*/container.log"):
+            if any(f" step {n}/" in log_file.read_text() for n in range(10, 100)):
+                return str(log_file.parent.name.split("_")[1])
+        return None
+
+    pod = eventually("ten training steps", steps_done, timeout=600, interval=1)
+    # The Eviction API: the API server marks the pod DisruptionTarget and deletes it;
+    # the agent sends SIGTERM, the trainer checkpoints and exits 75.
+    eviction = client.V1Eviction(metadata=client.V1ObjectMeta(name=pod, namespace=demo_namespace))
+    core.create_namespaced_pod_eviction(pod, demo_namespace, eviction)
+
+    job = wait_done(demo, demo_namespace, name)
+    status = job["status"]
+    assert status["phase"] == "Succeeded", json.dumps(status, indent=1)[-3000:]
+    first, second = attempts(job)
+    assert first["pod"] == pod
+    assert (first["outcome"], first["billing"], first["chargedGpuSeconds"]) == (
+        "Evicted",
+        "Waived",
+        0,
+    )
+    assert first["waivedGpuSeconds"] > 0
+    assert run_record(demo, demo_namespace, pod)["signalled"]
+    assert run_record(demo, demo_namespace, pod)["exit_code"] == 75  # checkpointed: resume me
+    assert (second["outcome"], second["billing"]) == ("Completed", "Charged")
+
+    output = manifest["spec"]["output"] + "trials/t0/"
+    interrupted = read_s3_json(demo, output + "results/attempt-1.json")["result"]
+    resumed = read_s3_json(demo, output + "results/attempt-2.json")["result"]
+    assert interrupted["stopped_by"] == "signal"
+    assert resumed["resumed_from_step"] > 0
+    assert resumed["resumed_from_step"] == interrupted["steps"]
+    assert resumed["stopped_by"] == "completed"
+
+    charged = assert_charges_are_run_times_times_factor(demo, demo_namespace, job)
+    assert charged == pytest.approx(second["chargedGpuSeconds"])
+    final = read_job(client.CustomObjectsApi(demo.cluster.api_client()), demo_namespace, name)
+    assert (
+        final["status"]["budget"]["chargedGpuSeconds"]
+        <= final["status"]["budget"]["limitGpuSeconds"]
+    )

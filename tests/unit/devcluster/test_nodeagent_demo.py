@@ -1,0 +1,119 @@
+"""The demo's pure parts: the digits as COCO, the job it applies, what it prints."""
+
+from collections import Counter
+from io import BytesIO
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tailor_devcluster.demo.digits import CLASS_NAMES, digits_coco, render
+from tailor_devcluster.demo.job import demo_job, progress_line, summary
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return digits_coco(side=16)
+
+
+def test_the_digits_are_a_stratified_split_of_real_scans(dataset):
+    train, evaluation = dataset.train, dataset.evaluation
+    assert len(train["images"]) + len(evaluation["images"]) == 1797
+    assert len(evaluation["images"]) == pytest.approx(0.2 * 1797, abs=1)
+    train_ids = {image["id"] for image in train["images"]}
+    assert train_ids.isdisjoint(image["id"] for image in evaluation["images"])
+    names = {c["id"]: c["name"] for c in train["categories"]}
+    assert sorted(names.values()) == sorted(CLASS_NAMES)
+    for document in (train, evaluation):
+        counts = Counter(names[a["category_id"]] for a in document["annotations"])
+        shares = [n / len(document["annotations"]) for n in counts.values()]
+        assert max(shares) - min(shares) < 0.02  # stratified: every class about 10%
+    # Every annotation file names images that exist, with their labels.
+    for image, annotation in zip(evaluation["images"], evaluation["annotations"], strict=True):
+        assert image["file_name"] in dataset.images
+        assert dataset.labels[image["file_name"]] == names[annotation["category_id"]]
+
+
+def test_scans_become_pngs_of_the_requested_side(dataset):
+    with Image.open(BytesIO(dataset.images["images/0000.png"])) as image:
+        assert image.size == (16, 16)
+        assert np.asarray(image).max() > 200  # ink, not noise around zero
+    with Image.open(BytesIO(render(np.zeros((8, 8)), 32))) as image:
+        assert image.size == (32, 32)
+        assert np.asarray(image).max() == 0
+
+
+def test_the_demo_job_is_the_example_with_the_local_endpoint():
+    job = demo_job("http://127.0.0.1:41234")
+    assert job["kind"] == "TrainingJob"
+    assert job["spec"]["dataset"]["endpoint"] == "http://127.0.0.1:41234"
+    assert job["spec"]["resources"]["gpuTypes"] == ["tailor-cpu-slot"]
+    smaller = demo_job(
+        "http://x:1",
+        name="small",
+        budget_gpu_hours="0.1",
+        hyperparameters={"epochs": 2},
+        output="s3://models/t/small/",
+    )
+    assert smaller["metadata"]["name"] == "small"
+    assert smaller["spec"]["budget"]["gpuHours"] == "0.1"
+    assert smaller["spec"]["output"] == "s3://models/t/small/"
+    hyperparameters = smaller["spec"]["search"]["trials"][0]["hyperparameters"]
+    assert hyperparameters["epochs"] == 2
+    assert hyperparameters["input_size"] == 32  # the rest of the example stays
+    assert demo_job("http://x:1")["spec"]["search"]["trials"][0]["hyperparameters"]["epochs"] != 2
+
+
+def job(**status: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "digits"}, "status": status}
+
+
+def test_progress_lines_say_state_trials_budget_and_best():
+    training = job(
+        phase="Training",
+        budget={"limitGpuSeconds": 900, "chargedGpuSeconds": 12.25, "reservedGpuSeconds": 900},
+        trials=[{"name": "t0", "state": "Running", "metrics": {"top1_accuracy": 0.9}}],
+    )
+    assert progress_line(training, "t0: step 10/66") == (
+        "Training | trials 1 (1 running) | GPU-s 12.2 of 900 (reserved 900) | "
+        "best top1_accuracy=0.9 (t0) | t0: step 10/66"
+    )
+    validating = job(phase="Validating", validation={"state": "Running"})
+    assert progress_line(validating, None).startswith("Validating (validation Running) | trials 0")
+
+
+def test_the_summary_gives_metrics_and_the_ledger():
+    done = job(
+        phase="Succeeded",
+        reason="Converged",
+        model={"uri": "s3://m/x/", "metrics": {"top1_accuracy": 0.99, "f1_macro": 0.98}},
+        budget={"limitGpuSeconds": 540, "chargedGpuSeconds": 61.5, "waivedGpuSeconds": 3.0},
+        trials=[
+            {
+                "name": "t0",
+                "attempts": [
+                    {
+                        "attempt": 1,
+                        "outcome": "Evicted",
+                        "gpuProduct": "tailor-cpu-slot",
+                        "gpus": 1,
+                        "calibrationFactor": 0.5,
+                        "gpuSeconds": 3.0,
+                        "billing": "Waived",
+                    }
+                ],
+            }
+        ],
+    )
+    text = "\n".join(summary(done))
+    assert "TrainingJob digits: Succeeded (Converged)" in text
+    assert "top1_accuracy              0.9900" in text
+    assert "GPU-seconds: charged 61.5 of 540, waived 3.0" in text
+    assert "t0 attempt 1: Evicted on tailor-cpu-slot x1 (factor 0.5): 3.0 GPU-s, Waived" in text
+
+
+def test_a_job_without_status_waits_for_the_operator():
+    assert progress_line({"metadata": {"name": "digits"}}, None) == (
+        "Pending (the operator has not seen it yet)"
+    )
