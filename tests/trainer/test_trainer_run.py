@@ -159,7 +159,13 @@ def test_sigterm_checkpoints_and_the_next_attempt_resumes_exactly(tmp_path, term
 
     # The same trial, stopped by SIGTERM part-way through.
     config = _config(tmp_path, train, evaluation, hyperparameters=hyperparameters)
-    env = dict(os.environ, TAILOR_TERMINATION_LOG=str(termination_log))
+    # The reference ran in this process: the child must sum floats with as many threads,
+    # whatever torch was started with before this module's conftest set OMP_NUM_THREADS.
+    env = dict(
+        os.environ,
+        TAILOR_TERMINATION_LOG=str(termination_log),
+        OMP_NUM_THREADS=str(torch.get_num_threads()),
+    )
     process = subprocess.Popen(
         [sys.executable, "-m", "tailor_trainer.cli", "run", "--config", str(config)],
         env=env,
