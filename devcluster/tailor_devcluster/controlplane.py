@@ -1,7 +1,6 @@
 """etcd, kube-apiserver, kube-controller-manager and kube-scheduler on loopback."""
 
 import ssl
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +8,7 @@ from tailor_devcluster.binaries import Binaries
 from tailor_devcluster.kubeconfig import write_kubeconfig
 from tailor_devcluster.pki import ClusterPki, create_pki
 from tailor_devcluster.ports import free_port
-from tailor_devcluster.processes import Supervisor, wait_until
+from tailor_devcluster.processes import Supervisor, answers_ok, wait_until
 
 SERVICE_CIDR = "10.0.0.0/24"
 # Pods on a node that stops answering are evicted after this many seconds
@@ -29,15 +28,12 @@ class ControlPlane:
 def _https_ok(url: str, pki: ClusterPki) -> bool:
     context = ssl.create_default_context(cafile=str(pki.ca_cert))
     context.load_cert_chain(str(pki.admin_cert), str(pki.admin_key))
-    with urllib.request.urlopen(url, context=context, timeout=2) as response:
-        return bool(response.status == 200)
+    return answers_ok(url, context)
 
 
 def _self_signed_ok(url: str) -> bool:
     # kube-controller-manager and kube-scheduler serve health on a self-signed certificate.
-    context = ssl._create_unverified_context()
-    with urllib.request.urlopen(url, context=context, timeout=2) as response:
-        return bool(response.status == 200)
+    return answers_ok(url, ssl._create_unverified_context())
 
 
 def start_etcd(supervisor: Supervisor, binaries: Binaries, data_dir: Path) -> str:
@@ -61,13 +57,8 @@ def start_etcd(supervisor: Supervisor, binaries: Binaries, data_dir: Path) -> st
             "--log-level=warn",
         ],
     )
-    wait_until("etcd", lambda: _plain_ok(f"{client_url}/health"), 30, [process])
+    wait_until("etcd", lambda: answers_ok(f"{client_url}/health"), 30, [process])
     return client_url
-
-
-def _plain_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=2) as response:
-        return bool(response.status == 200)
 
 
 def start_apiserver(

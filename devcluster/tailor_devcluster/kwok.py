@@ -1,6 +1,5 @@
 """kwok: simulated GPU nodes and pod lifecycles on the local control plane."""
 
-import urllib.request
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -10,7 +9,7 @@ from kubernetes import client
 from tailor_devcluster.binaries import Binaries
 from tailor_devcluster.controlplane import ControlPlane
 from tailor_devcluster.ports import free_port
-from tailor_devcluster.processes import Supervisor, wait_until
+from tailor_devcluster.processes import Supervisor, answers_ok, wait_until
 
 # kwok manages the nodes carrying this label; relabelling a node to "false"
 # stops its heartbeat, which is how a test makes a node go silent.
@@ -31,11 +30,6 @@ class GpuNodeSpec:
 
 def stages_file() -> Path:
     return Path(str(resources.files("tailor_devcluster") / "kwok" / "stages.yaml"))
-
-
-def _healthy(address: str) -> bool:
-    with urllib.request.urlopen(f"http://{address}/healthz", timeout=2) as response:
-        return bool(response.status == 200)
 
 
 def start_kwok(
@@ -61,7 +55,7 @@ def start_kwok(
             f"--server-address={address}",
         ],
     )
-    wait_until("kwok /healthz", lambda: _healthy(address), 30, [process])
+    wait_until("kwok /healthz", lambda: answers_ok(f"http://{address}/healthz"), 30, [process])
 
 
 def node_manifest(spec: GpuNodeSpec) -> client.V1Node:

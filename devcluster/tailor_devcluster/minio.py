@@ -1,14 +1,13 @@
 """A MinIO server: the S3-compatible store of the local cluster."""
 
 import secrets
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tailor_devcluster.binaries import Binaries
 from tailor_devcluster.ports import free_port
-from tailor_devcluster.processes import Supervisor, wait_until
+from tailor_devcluster.processes import Supervisor, answers_ok, wait_until
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -47,11 +46,6 @@ class S3Endpoint:
         }
 
 
-def _live(url: str) -> bool:
-    with urllib.request.urlopen(f"{url}/minio/health/live", timeout=2) as response:
-        return bool(response.status == 200)
-
-
 def start_minio(supervisor: Supervisor, binaries: Binaries, data_dir: Path) -> S3Endpoint:
     data_dir.mkdir(parents=True, exist_ok=True)
     port, console_port = free_port(), free_port()
@@ -79,5 +73,6 @@ def start_minio(supervisor: Supervisor, binaries: Binaries, data_dir: Path) -> S
             "MINIO_BROWSER": "off",
         },
     )
-    wait_until("minio /minio/health/live", lambda: _live(endpoint.endpoint_url), 30, [process])
+    live = f"{endpoint.endpoint_url}/minio/health/live"
+    wait_until("minio /minio/health/live", lambda: answers_ok(live), 30, [process])
     return endpoint

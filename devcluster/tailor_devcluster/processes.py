@@ -10,8 +10,10 @@ import contextlib
 import ctypes
 import os
 import signal
+import ssl
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,3 +128,9 @@ def wait_until(
         time.sleep(interval)
     logs = "\n".join(f"--- {p.name} ({p.log}):\n{p.log_tail()}" for p in processes)
     raise ProcessFailed(f"{what} not ready after {timeout:.0f}s (last error: {last_error})\n{logs}")
+
+
+def answers_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
+    """A readiness probe: GET `url` answers 200 (a refused connection raises)."""
+    with urllib.request.urlopen(url, context=context, timeout=2) as response:
+        return bool(response.status == 200)

@@ -16,7 +16,7 @@ import yaml
 
 from tailor_devcluster.binaries import Binaries
 from tailor_devcluster.ports import free_port
-from tailor_devcluster.processes import Supervisor, wait_until
+from tailor_devcluster.processes import Supervisor, answers_ok, wait_until
 
 SCRAPE_INTERVAL = "1s"
 
@@ -53,11 +53,6 @@ class PrometheusServer:
             return targets
 
 
-def _ready(url: str) -> bool:
-    with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
-        return bool(response.status == 200)
-
-
 def start_prometheus(
     supervisor: Supervisor, binaries: Binaries, state_dir: Path
 ) -> PrometheusServer:
@@ -87,5 +82,5 @@ def start_prometheus(
             "--log.level=warn",
         ],
     )
-    wait_until("prometheus /-/ready", lambda: _ready(url), 30, [process])
+    wait_until("prometheus /-/ready", lambda: answers_ok(f"{url}/-/ready"), 30, [process])
     return PrometheusServer(url=url, targets_file=targets)
