@@ -13,6 +13,10 @@ from dataclasses import dataclass
 
 from tailor_contract.documents import DatasetFacts
 
+# Re-exported: the priors are a document of their own (prices.py).
+from tailor_contract.prices import REFERENCE as REFERENCE
+from tailor_contract.prices import CostModel as CostModel
+
 # Sides the search chooses inputs from; multiples of 32 suit every backbone's strides
 # and ViT patches of 16.
 INPUT_SIDES = (32, 64, 96, 128, 160, 192, 224, 256, 288)
@@ -67,27 +71,6 @@ _BY_NAME = {b.name: b for b in BACKBONES}
 UNKNOWN_GMACS = 4.09
 
 
-@dataclass(frozen=True)
-class CostModel:
-    """Prices on the reference GPU (calibration factor 1.0)."""
-
-    # Training images per second of ResNet-18 at 224 px, bf16, channels-last.
-    reference_images_per_second: float = 2500.0
-    reference_gmacs: float = 1.81
-    # The least one image takes whatever the model (decode, augment, the step's fixed
-    # costs); half of it grows with the pixel count.
-    floor_seconds_per_image: float = 1 / 8000
-    # An evaluation image costs a forward pass only.
-    eval_speedup: float = 3.0
-    # Per attempt and per GPU: pod start, imports, data download, checkpoints, export.
-    fixed_seconds: float = 120.0
-    # Data-parallel losses: each extra GPU adds this share to an epoch's GPU-seconds.
-    multi_gpu_overhead: float = 0.08
-
-
-REFERENCE = CostModel()
-
-
 def find_backbone(name: str) -> Backbone:
     return _BY_NAME.get(name) or Backbone(name, UNKNOWN_GMACS, 0.9)
 
@@ -116,7 +99,7 @@ def full_epochs(train_images: int) -> float:
 
 def min_useful_epochs(train_images: int) -> float:
     """The shortest training whose metric says something about a configuration."""
-    return max(1.0, full_epochs(train_images) / 30)
+    return max(1.0, full_epochs(train_images) / 60)
 
 
 def epoch_gpu_seconds(

@@ -9,6 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tailor_contract.prices import CostModel
+
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 TERMINATION_MESSAGE_LIMIT = 4096
 
@@ -68,6 +70,13 @@ class TrialConfig(_Document):
     )
     primary_metric: str | None = Field(
         default=None, description="metric that picks the best checkpoint; default per task"
+    )
+    cost_model: CostModel | None = Field(
+        default=None,
+        description=(
+            "the priors the operator prices its search with; validation checks the budget "
+            "against the cheapest useful search at these prices. None: the reference prices"
+        ),
     )
 
 

@@ -76,7 +76,7 @@ class Reconciler:
         self.kube = kube
         self.settings = settings
         self.metrics = metrics
-        self.planner = planner or planner_named(settings.planner)
+        self.planner = planner or planner_named(settings.planner, settings.policy.cost)
         self.clock = clock
         self.own_writes = OwnWrites()
 

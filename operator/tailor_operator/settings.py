@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from tailor_contract.cost import REFERENCE, CostModel
 from tailor_operator.core.planners import PLANNERS
 from tailor_operator.core.policy import DEFAULT_TRAIN_COMMAND, DEFAULT_VALIDATE_COMMAND, Policy
 
@@ -67,8 +68,8 @@ def _positive_int(text: str) -> int:
 
 def _seconds(text: str) -> float:
     value = float(text)
-    if value < 0:
-        raise ValueError("must not be negative")
+    if not 0 <= value < float("inf"):  # also refuses nan
+        raise ValueError("must be a finite number, not negative")
     return value
 
 
@@ -103,6 +104,26 @@ def _peering_name(text: str) -> str:
     if len(text) > 253 or not _DNS_NAME.fullmatch(text):
         raise ValueError("must be a lowercase DNS name (letters, digits, '-', '.')")
     return text
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):  # also refuses nan
+        raise ValueError("must be a finite positive number")
+    return value
+
+
+def _cost(env: Mapping[str, str]) -> CostModel:
+    """The search's priors: a platform's own attempt overhead and speed (docs/automl.md)."""
+    return CostModel(
+        fixed_seconds=_read(env, "COST_FIXED_SECONDS", _seconds, REFERENCE.fixed_seconds),
+        reference_images_per_second=_read(
+            env, "COST_IMAGES_PER_SECOND", _positive, REFERENCE.reference_images_per_second
+        ),
+        floor_seconds_per_image=_read(
+            env, "COST_FLOOR_SECONDS_PER_IMAGE", _seconds, REFERENCE.floor_seconds_per_image
+        ),
+    )
 
 
 def _planner(text: str) -> str:
@@ -143,6 +164,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         validation_memory_gib=_read(
             env, "VALIDATION_MEMORY_GIB", _seconds, base.validation_memory_gib
         ),
+        cost=_cost(env),
     )
     defaults = Settings()
     return Settings(

@@ -6,7 +6,6 @@ against the ledger, the ONNX model against the PyTorch one.
 """
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -16,40 +15,27 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tailor_devcluster.demo.job import apply, demo_job, read_job, summary, watch
+from tailor_devcluster.demo.job import apply, demo_job, read_job
 from tailor_devcluster.demo.results import download_model
-from tailor_devcluster.demo.stack import CPU_SLOT_FACTOR
-from tailor_devcluster.nodeagent import CPU_SLOT_PRODUCT
 from tailor_devcluster.waiting import eventually
 from tailor_trainer.predict import load_classifier, predict
 from tailor_trainer.storage import Storage
+from tests.e2e.checks import (
+    assert_charges_are_run_times_times_factor,
+    attempts,
+    read_s3_json,
+    run_record,
+    wait_done,
+)
 from tests.e2e.conftest import Demo
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
-log = logging.getLogger(__name__)
 
-# Above validation's estimate of the cheapest useful search for the digits (about 0.1).
+# Well above validation's estimate of the cheapest useful search for the digits.
 BUDGET_GPU_HOURS = "0.15"
 SHORT = {"epochs": 3, "eval_every_epochs": 3, "log_every_steps": 5}
 CHANCE = 0.1  # ten classes
 JOB_TIMEOUT = 1200
-
-
-def attempts(job: dict[str, Any]) -> list[dict[str, Any]]:
-    return [a for t in job["status"].get("trials", []) for a in t.get("attempts", [])]
-
-
-def run_record(demo: Demo, namespace: str, pod: str) -> dict[str, Any]:
-    """What the node agent measured of the pod's process (monotonic clock)."""
-    (record,) = (demo.cluster.agent_state_dir / "pods").glob(f"{namespace}_{pod}_*/run.json")
-    return json.loads(record.read_text())  # type: ignore[no-any-return]
-
-
-def read_s3_json(demo: Demo, uri: str) -> dict[str, Any]:
-    assert demo.cluster.s3 is not None
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    body = demo.cluster.s3.client().get_object(Bucket=bucket, Key=key)["Body"].read()
-    return json.loads(body)  # type: ignore[no-any-return]
 
 
 def run_job(demo: Demo, namespace: str, name: str, **hyperparameters: Any) -> dict[str, Any]:
@@ -65,38 +51,9 @@ def run_job(demo: Demo, namespace: str, name: str, **hyperparameters: Any) -> di
     return manifest
 
 
-def wait_done(demo: Demo, namespace: str, name: str) -> dict[str, Any]:
-    api = client.CustomObjectsApi(demo.cluster.api_client())
-    job = watch(api, namespace, name, demo.cluster.agent_state_dir, log.info, JOB_TIMEOUT, 3.0)
-    for line in summary(job):
-        log.info(line)
-    return job
-
-
-def assert_charges_are_run_times_times_factor(
-    demo: Demo, namespace: str, job: dict[str, Any]
-) -> float:
-    """Each charged line is the process's run time x GPUs x factor; returns the total."""
-    total = 0.0
-    for attempt in attempts(job):
-        assert attempt["gpuProduct"] == CPU_SLOT_PRODUCT
-        assert attempt["calibrationFactor"] == CPU_SLOT_FACTOR
-        ran = run_record(demo, namespace, attempt["pod"])["run_seconds"]
-        expected = ran * attempt["gpus"] * CPU_SLOT_FACTOR
-        # Pod timestamps are whole seconds: one second of the process is the most lost.
-        assert abs(attempt["gpuSeconds"] - expected) <= 1.0 * CPU_SLOT_FACTOR + 0.01, attempt
-        if attempt["billing"] == "Charged":
-            assert attempt["chargedGpuSeconds"] == pytest.approx(attempt["gpuSeconds"])
-        total += attempt["chargedGpuSeconds"]
-    budget = job["status"]["budget"]
-    assert budget["chargedGpuSeconds"] == pytest.approx(total, abs=0.01)
-    assert budget["chargedGpuSeconds"] <= budget["limitGpuSeconds"]
-    return total
-
-
 def test_the_demo_job_trains_charges_exports_and_predicts(demo, demo_namespace, tmp_path):
     run_job(demo, demo_namespace, "digits")
-    job = wait_done(demo, demo_namespace, "digits")
+    job = wait_done(demo, demo_namespace, "digits", JOB_TIMEOUT)
     status = job["status"]
     assert status["phase"] == "Succeeded", json.dumps(status, indent=1)[-3000:]
 
@@ -174,7 +131,7 @@ def test_a_killed_trial_resumes_from_its_checkpoint_without_being_charged(demo, 
     eviction = client.V1Eviction(metadata=client.V1ObjectMeta(name=pod, namespace=demo_namespace))
     core.create_namespaced_pod_eviction(pod, demo_namespace, eviction)
 
-    job = wait_done(demo, demo_namespace, name)
+    job = wait_done(demo, demo_namespace, name, JOB_TIMEOUT)
     status = job["status"]
     assert status["phase"] == "Succeeded", json.dumps(status, indent=1)[-3000:]
     first, second = attempts(job)

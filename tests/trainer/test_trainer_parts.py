@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from safetensors.torch import save_file
 
 from tailor_contract import DatasetFacts, Hyperparameters
-from tailor_trainer.allowance import Allowance, Reserve
+from tailor_trainer.allowance import Allowance, Reserve, export_estimate
 from tailor_trainer.coco import ImageEntry
 from tailor_trainer.data import EpochBatchSampler
 from tailor_trainer.datasets import stratified_split
@@ -92,6 +92,14 @@ def test_the_reserve_estimates_until_it_has_measured():
     reserve.observe("checkpoint", 0.1)
     assert reserve.checkpoint == 0.2  # the worst measured
     assert reserve.total() == pytest.approx(2 * 0.5 + 1.5 * 0.2 + 1.2 * 6.0 + 2.0)
+
+
+def test_the_unmeasured_export_is_priced_by_the_size_of_the_weights():
+    resnet18, vit_base = 46_800_000, 346_400_000  # float32 weights, bytes
+    # A small model keeps a short attempt's training: a 72 s attempt is not all reserve.
+    assert 10 < export_estimate(resnet18) < 15
+    assert export_estimate(vit_base) > 3 * (export_estimate(resnet18) - 10)
+    assert export_estimate(vit_base) > 40
 
 
 def test_divergence_on_nan_at_once_and_on_no_learning_after_patience():

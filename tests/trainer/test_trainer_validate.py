@@ -263,7 +263,7 @@ def test_the_module_entry_point_exits_with_the_contract_code(tmp_path, terminati
     assert json.loads(termination_log.read_text())["exit"] == "DATASET_NOT_FOUND"
 
 
-def _validation_config(tmp_path, annotations: str, budget: float):
+def _validation_config(tmp_path, annotations: str, budget: float, cost=None):
     """The TrialConfig the operator mounts into its validation pod."""
     from tailor_contract import DatasetRef, TrialConfig
 
@@ -278,6 +278,7 @@ def _validation_config(tmp_path, annotations: str, budget: float):
         calibration_factor=1.0,
         gpus=0,
         output=str(tmp_path / "out") + "/",
+        cost_model=cost,
     )
     path = tmp_path / "trial.json"
     path.write_text(config.model_dump_json())
@@ -296,6 +297,40 @@ def test_validate_reads_the_operators_config_and_checks_the_budget(
     message = AttemptResult.model_validate_json(termination_log.read_text())
     assert message.exit == "BUDGET_NOT_ENOUGH"
     assert message.estimated_min_gpu_seconds == pytest.approx(estimate)
+
+
+def test_validate_checks_the_budget_at_the_prices_the_operator_sends(
+    local_dataset, tmp_path, termination_log
+):
+    """A platform whose attempts start in seconds, not minutes, affords smaller budgets;
+    validation must agree with the operator's search on what the minimum is."""
+    from tailor_contract.cost import REFERENCE, CostModel, minimum_search_gpu_seconds
+
+    quick = CostModel(fixed_seconds=5.0, reference_images_per_second=8.0)
+    reference = _check(local_dataset.annotations).result.estimated_min_gpu_seconds
+    assert reference is not None
+    budget = reference / 4  # refused at the reference prices
+    assert (
+        main(
+            [
+                "validate",
+                "--config",
+                str(_validation_config(tmp_path, local_dataset.annotations, budget)),
+            ]
+        )
+        == ExitCode.BUDGET_NOT_ENOUGH
+    )
+    config = _validation_config(tmp_path, local_dataset.annotations, budget, quick)
+    assert main(["validate", "--config", str(config)]) == ExitCode.SUCCESS
+    message = AttemptResult.model_validate_json(termination_log.read_text())
+    assert message.dataset is not None
+    expected = minimum_search_gpu_seconds(message.dataset, "test_resnet", cost=quick)
+    assert message.estimated_min_gpu_seconds == pytest.approx(expected)
+    assert (
+        expected
+        < budget
+        < minimum_search_gpu_seconds(message.dataset, "test_resnet", cost=REFERENCE)
+    )
 
 
 def test_validate_needs_a_dataset_or_a_config(capsys):

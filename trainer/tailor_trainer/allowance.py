@@ -33,6 +33,13 @@ class Allowance:
         return max(0.0, self.gpu_seconds - self.used()) / self.rate
 
 
+def export_estimate(weight_bytes: int) -> float:
+    """Wall seconds of an export not yet measured (trace, ONNX and safetensors files,
+    uploads): ten seconds plus one per 10 MB of weights. A flat minute would leave a
+    short attempt (a search's first rung on a slow slot) no time to train at all."""
+    return 10.0 + weight_bytes / 10e6
+
+
 @dataclass
 class Reserve:
     """Wall seconds the attempt must keep for its last duties: the step under way, a

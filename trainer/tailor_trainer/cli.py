@@ -66,8 +66,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from tailor_contract.cost import REFERENCE
     from tailor_trainer.validate import ValidateOptions, validate
 
+    cost = REFERENCE
     if args.config:
         # The operator's validation pod: its allowance is the whole job's budget.
         from tailor_trainer.config import load_trial_config
@@ -81,6 +83,8 @@ def _validate(args: argparse.Namespace) -> int:
         args.model = args.model or config.model
         if args.budget_gpu_seconds is None:
             args.budget_gpu_seconds = config.allowance_gpu_seconds
+        # The operator's prices: its search and this check agree on the minimum.
+        cost = config.cost_model or REFERENCE
     options = ValidateOptions(
         annotations=args.annotations,
         evaluation=args.evaluation,
@@ -88,6 +92,7 @@ def _validate(args: argparse.Namespace) -> int:
         budget_gpu_seconds=args.budget_gpu_seconds,
         input_size=args.input_size,
         model=args.model,
+        cost=cost,
         min_images_per_class=args.min_images_per_class,
         workers=args.workers,
         max_problems=args.max_problems,

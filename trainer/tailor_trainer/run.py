@@ -7,7 +7,7 @@ import torch
 
 from tailor_contract import ExitCode, Hyperparameters, TrialConfig
 from tailor_trainer import checkpoint
-from tailor_trainer.allowance import Allowance, Reserve
+from tailor_trainer.allowance import Allowance, Reserve, export_estimate
 from tailor_trainer.config import hyperparameters_of, load_trial_config, metrics_port_of
 from tailor_trainer.distributed import any_rank, barrier, init_world, shutdown
 from tailor_trainer.errors import AttemptEnded, Diverged, Interrupted
@@ -43,7 +43,7 @@ class Attempt:
         self.sync_every = 5 if trial.world.device.type == "cuda" else 1
         self.checkpoint_uri: str | None = None
         if trial.config.export:
-            self.reserve.export = 60.0
+            self.reserve.export = export_estimate(parameters)
 
     def save(self) -> str:
         started = time.monotonic()

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tailor_contract import AttemptResult, DatasetFacts, ExitCode
+from tailor_contract.cost import REFERENCE, CostModel
 from tailor_trainer.coco import ClassTask
 from tailor_trainer.datasets import class_counts, digest_of, parse_dataset
 from tailor_trainer.errors import DatasetNotFound
@@ -21,6 +22,7 @@ class ValidateOptions:
     budget_gpu_seconds: float | None = None
     input_size: int | None = None  # None: the side the search derives from the images
     model: str | None = None  # the backbone the estimate prices; None: the ladder's cheapest
+    cost: CostModel = REFERENCE  # the prices of the estimate: the operator's, in its config
     min_images_per_class: int = 2
     workers: int = 16
     max_problems: int = 50
@@ -77,7 +79,11 @@ def validate(storage: Storage, options: ValidateOptions) -> ValidationReport:
             pixel_std=pixels[1] if pixels else None,
             decoded_images=stats.decoded,
         )
-    estimate = estimate_min_gpu_seconds(facts, options.input_size, options.model) if facts else None
+    estimate = (
+        estimate_min_gpu_seconds(facts, options.input_size, options.model, options.cost)
+        if facts
+        else None
+    )
     code, reason, stopped_by = ExitCode.SUCCESS, "dataset valid", None
     if not problems.ok:
         code, reason, stopped_by = (

@@ -45,6 +45,13 @@ OPERATOR_SETTINGS = {
     "TAILOR_TERMINATION_GRACE_SECONDS": "30",
     "TAILOR_ALLOWANCE_GRACE_SECONDS": "30",
     "TAILOR_RESYNC_SECONDS": "10",
+    # The search's priors for a CPU slot, in calibrated seconds (wall seconds x
+    # CPU_SLOT_FACTOR): a trainer process starts in about ten seconds, not the minutes
+    # of a GPU pod, and one core trains ResNet-18 at 224 px at about four images a
+    # second. The search corrects them from what attempts report.
+    "TAILOR_COST_FIXED_SECONDS": "5",
+    "TAILOR_COST_IMAGES_PER_SECOND": "8",
+    "TAILOR_COST_FLOOR_SECONDS_PER_IMAGE": "0.0008",
 }
 
 

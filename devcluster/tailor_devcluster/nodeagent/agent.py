@@ -35,6 +35,7 @@ from tailor_devcluster.nodeagent.env import ContainerConfigError
 from tailor_devcluster.nodeagent.kubeapi import NodeApi
 from tailor_devcluster.nodeagent.launch import container_of, device_env, prepare
 from tailor_devcluster.nodeagent.process import ContainerProcess
+from tailor_devcluster.nodeagent.shorttmp import remove_link
 from tailor_devcluster.nodeagent.status import (
     exit_of,
     lost_status,
@@ -268,6 +269,7 @@ class NodeAgent:
             local.process.kill()
             local.process.popen.wait()
         shutil.rmtree(local.folder / "volumes", ignore_errors=True)
+        remove_link(uid)
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM to every process, SIGKILL to what is left after `grace`."""
@@ -279,6 +281,8 @@ class NodeAgent:
             time.sleep(0.1)
         for process in running:
             process.kill()
+        for uid in self.pods:
+            remove_link(uid)
 
 
 def grace_seconds(pod: Mapping[str, Any]) -> float:

@@ -24,6 +24,7 @@ from tailor_devcluster.nodeagent.mounts import (
     plan_mounts,
     termination_file,
 )
+from tailor_devcluster.nodeagent.shorttmp import shorten_tmpdir
 from tailor_devcluster.nodeagent.volumes import materialize
 
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
@@ -128,6 +129,7 @@ def prepare(
     argv = map_argv(command_line(container, resolved), all_mounts)
     argv = resolve_program(argv, env["PATH"])
     materialize(pod, mounts, pod_dir, lookups)
+    shorten_tmpdir(env, str((pod.get("metadata") or {}).get("uid", "")))
     working = container.get("workingDir")
     cwd = Path(map_path(working, mounts)) if working else pod_dir
     if not cwd.is_dir():

@@ -118,7 +118,9 @@ def _actions(draft: Draft) -> tuple[list[dict[str, Any]], list[DeletePod], list[
         name = trial_name or VALIDATION_TRIAL
         if record.phase == AttemptPhase.CREATING and existing is None:
             trial = trials.get(trial_name) if trial_name else None
-            config = trial_config(job, record, world.calibration, trial, validation_model)
+            config = trial_config(
+                job, record, world.calibration, trial, validation_model, world.policy.cost
+            )
             creates.append(config_map(job, record, name, config))
             creates.append(pod(job, record, name, world.policy))
         if existing is None:

@@ -8,6 +8,7 @@ operator itself never reads the Secret.
 from typing import Any
 
 from tailor_contract import TERMINATION_MESSAGE_PATH, DatasetRef, TrialConfig
+from tailor_contract.cost import CostModel
 from tailor_operator.core.calibration import CalibrationTable
 from tailor_operator.core.models import API_VERSION, KIND, TrainingJob
 from tailor_operator.core.naming import label_value
@@ -45,8 +46,10 @@ def trial_config(
     table: CalibrationTable,
     trial: TrialStatus | None,
     validation_model: str,
+    cost: CostModel,
 ) -> TrialConfig:
-    """The config one attempt reads; trial None is the CPU-only validation."""
+    """The config one attempt reads; trial None is the CPU-only validation, which prices
+    the cheapest useful search of validation_model at `cost`."""
     spec = job.spec
     gpu_types = list(spec.resources.gpu_types) or None
     name = trial.name if trial else VALIDATION_TRIAL
@@ -71,6 +74,7 @@ def trial_config(
         output=trial_output(job, name),
         export=trial is not None,
         primary_metric=spec.search.primary_metric,
+        cost_model=None if trial else cost,
     )
 
 

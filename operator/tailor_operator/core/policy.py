@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass, field
 
+from tailor_contract.cost import REFERENCE, CostModel
+
 DEFAULT_TRAIN_COMMAND = ("tailor-train", "run", "--config", "/etc/tailor/trial.json")
 DEFAULT_VALIDATE_COMMAND = ("tailor-train", "validate", "--config", "/etc/tailor/trial.json")
 
@@ -31,6 +33,8 @@ class Policy:
     validation_memory_gib: float = 2.0
     shm_gib: float = 8.0
     extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # The search's prices before attempts report; validation pods check budgets with them.
+    cost: CostModel = REFERENCE
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:

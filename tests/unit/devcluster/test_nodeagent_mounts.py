@@ -224,3 +224,35 @@ def test_the_pods_own_thread_count_wins():
         {"OMP_NUM_THREADS": "8"}, [], POD_DIR, Path("/venv/bin"), {}, {"OMP_NUM_THREADS": "1"}
     )
     assert env["OMP_NUM_THREADS"] == "8"
+
+
+def test_a_deep_tmp_volume_gets_a_short_tmpdir_a_unix_socket_fits_in(tmp_path):
+    import socket
+    import tempfile
+    import uuid
+
+    from tailor_devcluster.nodeagent.shorttmp import LONGEST, remove_link, shorten_tmpdir
+
+    deep = tmp_path / ("state-" + "x" * 60) / "pods" / "ns_pod_12345678" / "volumes" / "tmp"
+    deep.mkdir(parents=True)
+    uid = str(uuid.uuid4())
+    env = {"TMPDIR": str(deep)}
+    shorten_tmpdir(env, uid)
+    try:
+        short = Path(env["TMPDIR"])
+        assert len(str(short)) <= LONGEST
+        assert short.resolve() == deep.resolve()
+        # What multiprocessing does under TMPDIR: a folder, and a socket in it.
+        folder = tempfile.mkdtemp(prefix="pymp-", dir=short)
+        with socket.socket(socket.AF_UNIX) as listener:
+            listener.bind(f"{folder}/listener-{uuid.uuid4().hex[:8]}")
+        assert any(deep.iterdir())  # it landed in the pod's own /tmp
+        with pytest.raises(OSError, match="too long"), socket.socket(socket.AF_UNIX) as direct:
+            direct.bind(f"{deep}/pymp-abcdefgh/listener-abcdefgh")
+    finally:
+        remove_link(uid)
+    assert not Path(env["TMPDIR"]).is_symlink()
+    # A short TMPDIR is left alone.
+    near = {"TMPDIR": "/tmp/pod"}
+    shorten_tmpdir(near, uid)
+    assert near == {"TMPDIR": "/tmp/pod"}

@@ -191,6 +191,8 @@ class SearchWorld:
         return json.dumps(self.sim.job["status"], sort_keys=True)
 
     def configurations(self) -> list[tuple[str, str]]:
+        """Each trial's backbone and knobs (not its epochs, which follow its rungs)."""
         return [
-            (t.model, json.dumps(t.hyperparameters, sort_keys=True)) for t in self.sim.status.trials
+            (t.model, json.dumps(t.hyperparameters | {"epochs": None}, sort_keys=True))
+            for t in self.sim.status.trials
         ]

@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from tailor_contract import TrialConfig
+from tailor_contract.cost import REFERENCE, CostModel
 from tailor_operator.core.pods import config_map, pod, trial_config
 from tailor_operator.core.status import AttemptRecord, TrialStatus
 from tests.unit.operator.factories import POLICY, TABLE, UID, at, job
@@ -134,7 +135,7 @@ def test_owner_labels_finalizer_and_pod_metadata() -> None:
 
 def test_the_config_map_carries_a_trial_config_the_trainer_accepts() -> None:
     tj = job(budget={"gpuHours": "1"}, resources={"gpuTypes": ["NVIDIA-A100-SXM4-80GB"]})
-    config = trial_config(tj, RECORD, TABLE, TRIAL, "resnet50")
+    config = trial_config(tj, RECORD, TABLE, TRIAL, "resnet50", REFERENCE)
     manifest = config_map(tj, RECORD, "t0", config)
     assert manifest["immutable"] is True
     parsed = TrialConfig.model_validate(json.loads(manifest["data"]["trial.json"]))
@@ -148,13 +149,14 @@ def test_the_config_map_carries_a_trial_config_the_trainer_accepts() -> None:
 
 
 def test_an_unconstrained_trial_is_told_the_most_expensive_factor() -> None:
-    config = trial_config(job(), RECORD, TABLE, TRIAL, "resnet50")
+    config = trial_config(job(), RECORD, TABLE, TRIAL, "resnet50", REFERENCE)
     assert config.calibration_factor == 2.0
 
 
 def test_validation_config() -> None:
     record = AttemptRecord(attempt=1, pod="v", created_at=at(0), gpus=0, allowance_gpu_seconds=3600)
-    config = trial_config(job(), record, TABLE, None, "convnext_tiny")
+    prices = CostModel(fixed_seconds=6.0, reference_images_per_second=8.0)
+    config = trial_config(job(), record, TABLE, None, "convnext_tiny", prices)
     assert (config.trial, config.model, config.gpus, config.export) == (
         "validate",
         "convnext_tiny",
@@ -162,6 +164,9 @@ def test_validation_config() -> None:
         False,
     )
     assert config.output == "s3://models/insects/validation/"
+    # Validation checks the budget at the operator's prices; it is the only reader.
+    assert TrialConfig.model_validate_json(config.model_dump_json()).cost_model == prices
+    assert trial_config(job(), RECORD, TABLE, TRIAL, "resnet50", prices).cost_model is None
 
 
 @pytest.mark.parametrize("gpus", [1, 4, 8])

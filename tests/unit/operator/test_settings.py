@@ -1,5 +1,8 @@
 import pytest
 
+from tailor_contract.cost import REFERENCE
+from tailor_operator.core.planners import planner_named
+from tailor_operator.core.search import AutoMLPlanner
 from tailor_operator.settings import SettingsError, load_settings
 
 
@@ -32,12 +35,35 @@ def test_every_variable_is_read() -> None:
     assert settings.workers == 3
 
 
+def test_the_cost_priors_default_to_the_reference_gpu_and_can_be_set() -> None:
+    assert load_settings({}).policy.cost == REFERENCE
+    settings = load_settings(
+        {
+            "TAILOR_COST_FIXED_SECONDS": "6",
+            "TAILOR_COST_IMAGES_PER_SECOND": "8.5",
+            "TAILOR_COST_FLOOR_SECONDS_PER_IMAGE": "0.0008",
+        }
+    )
+    cost = settings.policy.cost
+    assert (cost.fixed_seconds, cost.reference_images_per_second) == (6.0, 8.5)
+    assert cost.floor_seconds_per_image == 0.0008
+    # What is not a setting keeps the reference value.
+    assert cost.multi_gpu_overhead == REFERENCE.multi_gpu_overhead
+    # The planner the reconciler builds prices with them.
+    planner = planner_named(settings.planner, cost)
+    assert isinstance(planner, AutoMLPlanner)
+    assert planner.cost == cost
+
+
 @pytest.mark.parametrize(
     ("name", "value", "words"),
     [
         ("TAILOR_MAX_ATTEMPTS", "0", "must be a positive integer"),
         ("TAILOR_MAX_ATTEMPTS", "many", "invalid literal"),
-        ("TAILOR_BACKOFF_BASE_SECONDS", "-1", "must not be negative"),
+        ("TAILOR_BACKOFF_BASE_SECONDS", "-1", "not negative"),
+        ("TAILOR_COST_FIXED_SECONDS", "nan", "finite number"),
+        ("TAILOR_COST_IMAGES_PER_SECOND", "0", "finite positive number"),
+        ("TAILOR_COST_FLOOR_SECONDS_PER_IMAGE", "fast", "could not convert"),
         ("TAILOR_CALIBRATION_CONFIGMAP", "just-a-name", "NAMESPACE/NAME"),
         ("TAILOR_METRICS_PORT", "70000", "port number"),
         ("TAILOR_TRAIN_COMMAND", "  '' ", "must name a program"),

@@ -3,7 +3,7 @@
 Rung k gives a trial a cumulative allowance r0 * ETA**k; at each rung the best 1/ETA of
 the trials that reached it continue (ASHA). The top rung is about what a full training
 of the default backbone costs (more would buy nothing), the bottom one at least an
-attempt's fixed costs several times over. With n0 configurations started, the
+attempt's fixed costs twice over. With n0 configurations started, the
 promotions ASHA allows cost at most
     n0 * r0 * (1 + K * (ETA - 1) / ETA)        (K promotions)
 and n0 and r0 are chosen so that this is at most the budget: the plan never asks for
@@ -19,7 +19,7 @@ ETA = 3
 MAX_PROMOTIONS = 3
 MAX_CONFIGURATIONS = 32
 # Rung 0 must be worth its fixed costs: at least this many times an attempt's overhead.
-OVERHEAD_SHARE = 4.0
+OVERHEAD_SHARE = 2.0
 
 
 @dataclass(frozen=True)

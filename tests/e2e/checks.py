@@ -1,0 +1,62 @@
+"""What every end-to-end job is checked against: the node agent's own measurements of
+each pod's process, the outputs in MinIO, and the ledger."""
+
+import json
+import logging
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tailor_devcluster.demo.job import summary, watch
+from tailor_devcluster.demo.stack import CPU_SLOT_FACTOR
+from tailor_devcluster.nodeagent import CPU_SLOT_PRODUCT
+from tests.e2e.conftest import Demo
+
+log = logging.getLogger(__name__)
+
+
+def attempts(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return [a for t in job["status"].get("trials", []) for a in t.get("attempts", [])]
+
+
+def run_record(demo: Demo, namespace: str, pod: str) -> dict[str, Any]:
+    """What the node agent measured of the pod's process (monotonic clock)."""
+    (record,) = (demo.cluster.agent_state_dir / "pods").glob(f"{namespace}_{pod}_*/run.json")
+    return json.loads(record.read_text())  # type: ignore[no-any-return]
+
+
+def read_s3_json(demo: Demo, uri: str) -> dict[str, Any]:
+    assert demo.cluster.s3 is not None
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    body = demo.cluster.s3.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    return json.loads(body)  # type: ignore[no-any-return]
+
+
+def wait_done(demo: Demo, namespace: str, name: str, timeout: float) -> dict[str, Any]:
+    api = client.CustomObjectsApi(demo.cluster.api_client())
+    job = watch(api, namespace, name, demo.cluster.agent_state_dir, log.info, timeout, 3.0)
+    for line in summary(job):
+        log.info(line)
+    return job
+
+
+def assert_charges_are_run_times_times_factor(
+    demo: Demo, namespace: str, job: dict[str, Any]
+) -> float:
+    """Each charged line is the process's run time x GPUs x factor; returns the total."""
+    total = 0.0
+    for attempt in attempts(job):
+        assert attempt["gpuProduct"] == CPU_SLOT_PRODUCT
+        assert attempt["calibrationFactor"] == CPU_SLOT_FACTOR
+        ran = run_record(demo, namespace, attempt["pod"])["run_seconds"]
+        expected = ran * attempt["gpus"] * CPU_SLOT_FACTOR
+        # Pod timestamps are whole seconds: one second of the process is the most lost.
+        assert abs(attempt["gpuSeconds"] - expected) <= 1.0 * CPU_SLOT_FACTOR + 0.01, attempt
+        if attempt["billing"] == "Charged":
+            assert attempt["chargedGpuSeconds"] == pytest.approx(attempt["gpuSeconds"])
+        total += attempt["chargedGpuSeconds"]
+    budget = job["status"]["budget"]
+    assert budget["chargedGpuSeconds"] == pytest.approx(total, abs=0.01)
+    assert budget["chargedGpuSeconds"] <= budget["limitGpuSeconds"]
+    return total
