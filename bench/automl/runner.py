@@ -33,6 +33,7 @@ from tailor_operator.core.status import (
     TrialStatus,
 )
 from tailor_operator.core.status import Outcome as Outcome_
+from tailor_operator.core.trials import apply_decision
 
 # This machine's prices (2 shared cores, one thread per process), in CPU-seconds: about
 # 5 s to start a trainer process, and per image what the 32 px digits cost. The search
@@ -203,11 +204,7 @@ def run_automl(data: Digits, budget: float, seed: int, folder: Path, slots: Sema
     limit = spec.budget.limit_gpu_seconds
     books = Books(limit, slots, folder, seed)
     planner = AutoMLPlanner(cost=CPU_COST)
-    summary = DatasetSummary(
-        **data.facts.model_dump(
-            include={"images", "classes", "mean_width", "mean_height", "digest", "eval_images"}
-        )
-    )
+    summary = DatasetSummary.of(data.facts)
     trials: list[TrialStatus] = []
     for _ in range(200):
         view = PlannerView(
@@ -219,22 +216,9 @@ def run_automl(data: Digits, budget: float, seed: int, folder: Path, slots: Sema
             seed,
         )
         decision = planner.decide(view)
-        for proposal in decision.new_trials:
-            trials.append(
-                TrialStatus(
-                    name=proposal.name,
-                    model=proposal.model,
-                    gpus=proposal.gpus,
-                    hyperparameters=dict(proposal.hyperparameters),
-                    allowance_gpu_seconds=proposal.allowance_gpu_seconds,
-                    primary_metric=METRIC,
-                )
-            )
-        for promotion in decision.promotions:
-            trial = next(t for t in trials if t.name == promotion.name)
-            trial.allowance_gpu_seconds = promotion.allowance_gpu_seconds
-            trial.hyperparameters = dict(promotion.hyperparameters)
-            trial.state = TrialState.QUEUED
+        apply_decision(trials, decision)
+        for trial in trials:  # the operator learns it from the trainer's result
+            trial.primary_metric = METRIC
         queued = [t for t in trials if t.state == TrialState.QUEUED]
         if not queued:
             break

@@ -3,6 +3,7 @@ each pod's process, the outputs in MinIO, and the ledger."""
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +32,17 @@ def read_s3_json(demo: Demo, uri: str) -> dict[str, Any]:
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     body = demo.cluster.s3.client().get_object(Bucket=bucket, Key=key)["Body"].read()
     return json.loads(body)  # type: ignore[no-any-return]
+
+
+def held_out_digits(demo: Demo, folder: Path, count: int) -> tuple[list[str], list[str]]:
+    """The first `count` evaluation images as local files, and their true labels."""
+    names = demo.dataset.evaluation_files()[:count]
+    paths = []
+    for name in names:
+        path = folder / Path(name).name
+        path.write_bytes(demo.dataset.images[name])
+        paths.append(str(path))
+    return paths, [demo.dataset.labels[name] for name in names]
 
 
 def wait_done(demo: Demo, namespace: str, name: str, timeout: float) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from tailor_trainer.storage import Storage
 from tests.e2e.checks import (
     assert_charges_are_run_times_times_factor,
     attempts,
+    held_out_digits,
     read_s3_json,
     run_record,
     wait_done,
@@ -84,18 +85,12 @@ def test_the_demo_job_trains_charges_exports_and_predicts(demo, demo_namespace, 
     storage = Storage()
     onnx = load_classifier(storage, str(bundle), "onnx")
     torch_model = load_classifier(storage, str(bundle), "torch")
-    held_out = demo.dataset.evaluation_files()[:8]
-    images = []
-    for name in held_out:
-        path = tmp_path / Path(name).name
-        path.write_bytes(demo.dataset.images[name])
-        images.append(str(path))
+    images, truth = held_out_digits(demo, tmp_path, 8)
     by_onnx = predict(onnx, storage, images, top=10)
     by_torch = predict(torch_model, storage, images, top=10)
     for a, b in zip(by_onnx, by_torch, strict=True):
         assert a.label == b.label
         assert dict(a.top) == pytest.approx(dict(b.top), abs=1e-4)
-    truth = [demo.dataset.labels[name] for name in held_out]
     guessed = [p.label for p in by_onnx]
     assert sum(g == t for g, t in zip(guessed, truth, strict=True)) >= 5, (guessed, truth)
 

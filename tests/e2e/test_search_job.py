@@ -15,7 +15,12 @@ from tailor_devcluster.demo.job import apply, demo_job
 from tailor_devcluster.demo.results import download_model
 from tailor_trainer.predict import load_classifier, predict
 from tailor_trainer.storage import Storage
-from tests.e2e.checks import assert_charges_are_run_times_times_factor, read_s3_json, wait_done
+from tests.e2e.checks import (
+    assert_charges_are_run_times_times_factor,
+    held_out_digits,
+    read_s3_json,
+    wait_done,
+)
 from tests.e2e.conftest import Demo
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -100,12 +105,7 @@ def test_the_search_chooses_promotes_and_exports_within_the_budget(demo, demo_na
     # The exported model classifies held-out digits.
     bundle = download_model(demo.cluster, status["model"]["uri"], tmp_path / "model")
     classifier = load_classifier(Storage(), str(bundle), "onnx")
-    held_out = demo.dataset.evaluation_files()[:20]
-    images = []
-    for name in held_out:
-        path = tmp_path / name.replace("/", "_")
-        path.write_bytes(demo.dataset.images[name])
-        images.append(str(path))
+    images, truth = held_out_digits(demo, tmp_path, 20)
     guessed = [p.label for p in predict(classifier, Storage(), images, top=1)]
-    right = sum(g == demo.dataset.labels[n] for g, n in zip(guessed, held_out, strict=True))
-    assert right >= 14, (guessed, [demo.dataset.labels[n] for n in held_out])
+    right = sum(g == t for g, t in zip(guessed, truth, strict=True))
+    assert right >= 14, (guessed, truth)

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
+from tailor_contract import DatasetFacts
 from tailor_operator.core.spec import Scalar
 from tailor_operator.core.timeutil import format_time
 
@@ -155,6 +156,12 @@ class DatasetSummary(_Status):
     mean_height: float = 0.0
     digest: str = ""
     eval_images: int | None = None
+
+    @classmethod
+    def of(cls, facts: DatasetFacts) -> "DatasetSummary":
+        """What the status keeps of validation's facts: the inputs of the search's cost
+        model (search/cost.py's facts_from turns them back)."""
+        return cls(**facts.model_dump(include=set(cls.model_fields)))
 
 
 class ValidationStatus(_Status):

@@ -65,16 +65,29 @@ def _keep_earlier_success(trial: TrialStatus, message: str) -> bool:
     return True
 
 
-def _promote(draft: Draft, decision: PlannerDecision) -> None:
-    trials = {t.name: t for t in draft.status.trials}
+def apply_decision(trials: list[TrialStatus], decision: PlannerDecision) -> None:
+    """The planner's promotions queued again, its new trials appended (checked first).
+    bench/automl plays the operator with this too."""
+    by_name = {t.name: t for t in trials}
     for promotion in decision.promotions:
-        trial = trials[promotion.name]
+        trial = by_name[promotion.name]
         trial.allowance_gpu_seconds = promotion.allowance_gpu_seconds
         trial.hyperparameters = dict(promotion.hyperparameters)
         trial.state = TrialState.QUEUED
         trial.message = (
             f"promoted: continues from its checkpoint up to "
             f"{hours(promotion.allowance_gpu_seconds)} GPU-hours in all"
+        )
+    for proposal in decision.new_trials:
+        trials.append(
+            TrialStatus(
+                name=proposal.name,
+                model=proposal.model,
+                pretrained=proposal.pretrained,
+                hyperparameters=dict(proposal.hyperparameters),
+                gpus=proposal.gpus,
+                allowance_gpu_seconds=proposal.allowance_gpu_seconds,
+            )
         )
 
 
@@ -103,18 +116,7 @@ def ask_planner(draft: Draft) -> PlannerDecision:
         decision.new_trials, draft.status.trials, draft.job.spec.resources.max_gpus_per_trial
     )
     check_promotions(decision.promotions, draft.status.trials)
-    _promote(draft, decision)
-    for proposal in decision.new_trials:
-        draft.status.trials.append(
-            TrialStatus(
-                name=proposal.name,
-                model=proposal.model,
-                pretrained=proposal.pretrained,
-                hyperparameters=dict(proposal.hyperparameters),
-                gpus=proposal.gpus,
-                allowance_gpu_seconds=proposal.allowance_gpu_seconds,
-            )
-        )
+    apply_decision(draft.status.trials, decision)
     for trial in draft.status.trials:
         if trial.name in decision.stop_trials:
             trial.attempts = [request_stop(r, StopRequest.EARLY_STOPPED) for r in trial.attempts]

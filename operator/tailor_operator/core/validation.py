@@ -48,15 +48,7 @@ def record_validation_result(
     if result is None:
         return
     if result.dataset is not None:
-        facts = result.dataset
-        validation.dataset = DatasetSummary(
-            images=facts.images,
-            classes=facts.classes,
-            mean_width=facts.mean_width,
-            mean_height=facts.mean_height,
-            digest=facts.digest,
-            eval_images=facts.eval_images,
-        )
+        validation.dataset = DatasetSummary.of(result.dataset)
     if result.problems:
         validation.problems = list(result.problems[:20])
     if result.estimated_min_gpu_seconds is not None:

@@ -58,13 +58,7 @@ def planned_ladder(namespace: str, name: str, api: client.CustomObjectsApi) -> t
         "tailor.dev", "v1alpha1", namespace, "trainingjobs", name
     )
     job = parse_trainingjob(raw)
-    summary = DatasetSummary(
-        images=FACTS.images,
-        classes=FACTS.classes,
-        mean_width=FACTS.mean_width,
-        mean_height=FACTS.mean_height,
-        digest=FACTS.digest,
-    )
+    summary = DatasetSummary.of(FACTS)
     view = PlannerView(
         spec=job.spec,
         dataset=summary,

@@ -52,14 +52,7 @@ def test_the_feasibility_estimate_never_falls_as_the_dataset_grows(small, more, 
 def test_trainer_and_operator_compute_the_same_minimum(images, side, model):
     """One cost model: the trainer's validation and the operator's planner agree."""
     reported = facts(images, side, eval_images=images // 5)
-    summary = DatasetSummary(
-        images=reported.images,
-        classes=reported.classes,
-        mean_width=reported.mean_width,
-        mean_height=reported.mean_height,
-        digest=reported.digest,
-        eval_images=reported.eval_images,
-    )
+    summary = DatasetSummary.of(reported)  # what the status keeps of validation's report
     spec = job(search={"models": [model, "vit_base_patch16_224"]}).spec
     planner = AutoMLPlanner()
     named = planner.first_model(spec, "resnet50")
