@@ -5,7 +5,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from tailor_contract.cost import (
+    MIN_SEARCH_TRIALS,
+    REFERENCE,
+    CostModel,
+    min_useful_epochs,
+    split_images,
+)
 from tailor_operator.core.planner import (
     InvalidProposal,
     PlannerView,
@@ -15,6 +24,7 @@ from tailor_operator.core.planner import (
 )
 from tailor_operator.core.planners import planner_named
 from tailor_operator.core.search import AutoMLPlanner
+from tailor_operator.core.search.cost import CostEstimator, facts_from
 from tailor_operator.core.search.decide import SearchRound
 from tailor_operator.core.search.space import build_space
 from tailor_operator.core.status import (
@@ -206,3 +216,47 @@ def test_the_operator_searches_unless_told_to_run_given_trials_only():
     assert isinstance(planner_named(simple), SimplePlanner)
     with pytest.raises(SettingsError, match="TAILOR_PLANNER"):
         load_settings({"TAILOR_PLANNER": "bayesian"})
+
+
+# A CPU slot's prices (the AutoML bench's): fixed costs are a larger share there.
+CPU_SLOT = CostModel(
+    reference_images_per_second=4.3, floor_seconds_per_image=1.6e-3, fixed_seconds=5.0
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    images=st.integers(500, 2_000_000),
+    side=st.floats(16, 600),
+    seconds=st.floats(10, 200_000),
+    cost=st.sampled_from([REFERENCE, CPU_SLOT]),
+)
+def test_rung_0_trains_the_default_recipe_whenever_three_such_trainings_fit(
+    images, side, seconds, cost
+):
+    """Else the search could not try the recipe it would run without one (the bench's
+    fixed recipe): on 600 digits a 240-second search once ran nine test models only."""
+    data = dataset(images, side)
+    planned = view(hours=seconds / 3600, data=data)
+    facts_ = facts_from(data)
+    default = build_space(facts_).default()
+    least = min_useful_epochs(split_images(facts_)[0])
+    prior = CostEstimator(facts_, cost)
+    useful = prior.allowance_for(default.model, default.input_size, 1, least)
+    if seconds < MIN_SEARCH_TRIALS * useful:
+        return  # rung 0 is sized by the cheapest backbone then
+    assert SearchRound(planned, cost, 0.002).ladder is not None
+    first = AutoMLPlanner(cost=cost).decide(planned).new_trials[0]
+    assert (first.model, first.hyperparameters["input_size"]) == (
+        default.model,
+        default.input_size,
+    )
+    assert float(first.hyperparameters["epochs"]) >= least - 0.005  # rounded to 0.01
+
+
+def test_on_600_digits_a_240_second_search_includes_the_default_resnet():
+    data = DatasetSummary(
+        images=600, classes=10, mean_width=32, mean_height=32, digest="d", eval_images=300
+    )
+    round_ = SearchRound(view(hours=240 / 3600, data=data), CPU_SLOT, 0.002)
+    assert "resnet10t" in {b.name for b in round_.space.preferred}

@@ -147,6 +147,10 @@ class CostEstimator:
     def attempt_seconds(self, model: str, side: int, gpus: int, epochs: float) -> float:
         return self.fixed_seconds(gpus) + epochs * self.epoch_seconds(model, side, gpus)
 
+    def allowance_for(self, model: str, side: int, gpus: int, epochs: float) -> float:
+        """The allowance for which epochs_for plans `epochs` (its inverse)."""
+        return self.attempt_seconds(model, side, gpus, epochs) / SAFETY
+
     def epochs_for(self, model: str, side: int, gpus: int, allowance: float) -> float:
         """Epochs one attempt can train within `allowance`, with a safety margin."""
         spare = allowance * SAFETY - self.fixed_seconds(gpus)

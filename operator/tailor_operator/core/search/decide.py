@@ -9,7 +9,13 @@ epochs each attempt is given, never the plan itself.
 import math
 import random
 
-from tailor_contract.cost import CostModel, full_epochs, min_useful_epochs, split_images
+from tailor_contract.cost import (
+    MIN_SEARCH_TRIALS,
+    CostModel,
+    full_epochs,
+    min_useful_epochs,
+    split_images,
+)
 from tailor_operator.core.planner import PlannerDecision, PlannerView, Promotion, TrialProposal
 from tailor_operator.core.search import asha
 from tailor_operator.core.search.cost import CostEstimator, facts_from, observations
@@ -19,6 +25,9 @@ from tailor_operator.core.search.stopping import is_perfect, plateaued
 from tailor_operator.core.status import StopReason, StopRequest, TrialState
 
 EPSILON = 1e-6
+# Rungs and allowances are rounded down to the millisecond; a check of what one buys
+# adds it back.
+ROUNDING = 1e-3
 # The status holds every trial; keep it far from etcd's object size limit.
 MAX_TRIALS = 64
 # More GPUs per trial only when each still gets this many training images.
@@ -43,13 +52,22 @@ class SearchRound:
         prior = CostEstimator(facts, cost)
         space = build_space(facts, view.spec.search.models)
         side = space.default_side
-        useful = prior.attempt_seconds(space.models[0].name, side, 1, self.min_epochs)
-        full = prior.attempt_seconds(space.default().model, side, 1, self.max_epochs)
-        self.ladder = plan_ladder(view.budget.limit_gpu_seconds, useful, full, cost.fixed_seconds)
+        limit = view.budget.limit_gpu_seconds
+        default = space.default().model
+        useful = prior.allowance_for(default, side, 1, self.min_epochs)
+        # Rung 0 buys a useful training of the default recipe whenever the budget pays
+        # for the smallest search with it; else the search could not even try what it
+        # would run without one. Only below that, rung 0 is sized by the cheapest
+        # backbone, as validation's minimum is.
+        if limit < MIN_SEARCH_TRIALS * useful:
+            useful = prior.attempt_seconds(space.models[0].name, side, 1, self.min_epochs)
+        full = prior.attempt_seconds(default, side, 1, self.max_epochs)
+        self.ladder = plan_ladder(limit, useful, full, cost.fixed_seconds)
         first = self.ladder.rungs[0] if self.ladder else 0.0
-        # The rule _new_trial applies: rung 0 must buy a useful training of the backbone.
+        # The rule _new_trial applies: rung 0 must buy a useful training of the backbone
+        # (plus what rounding the rungs down took off).
         self.space = space.restrict(
-            lambda b: prior.epochs_for(b.name, side, 1, first) >= self.min_epochs
+            lambda b: prior.epochs_for(b.name, side, 1, first + ROUNDING) >= self.min_epochs
         )
         self.estimator = CostEstimator(facts, cost, observations(view.trials))
         search = view.spec.search
@@ -78,6 +96,9 @@ class SearchRound:
     def _epochs(self, model: str, side: int, gpus: int, allowance: float) -> float:
         return min(self.max_epochs, self.estimator.epochs_for(model, side, gpus, allowance))
 
+    def _useful(self, model: str, side: int, gpus: int, allowance: float) -> bool:
+        return self._epochs(model, side, gpus, allowance + ROUNDING) >= self.min_epochs
+
     def _capped(self, standing: asha.Standing) -> bool:
         return self._trained(standing) >= self.max_epochs - 0.01
 
@@ -104,10 +125,11 @@ class SearchRound:
         config = self._config(index)
         gpus = self._gpus(config.model, config.input_size)
         epochs = self._epochs(config.model, config.input_size, gpus, allowance)
-        if epochs < self.min_epochs:  # too dear at this size: the default side, else cheapest
+        if not self._useful(config.model, config.input_size, gpus, allowance):
+            # Too dear at this size: the default side, else the cheapest backbone.
             side = self.space.default_side
             model = config.model
-            if self._epochs(model, side, gpus, allowance) < self.min_epochs:
+            if not self._useful(model, side, gpus, allowance):
                 model = self.space.models[0].name
             config = Config(
                 model, side, config.batch_size, config.lr, config.weight_decay, config.augmentation
