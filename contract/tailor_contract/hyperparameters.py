@@ -13,6 +13,24 @@ class Hyperparameters(BaseModel):
     # A misspelt key must fail loudly, not train with a default the user did not ask for.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    recipe: Literal["train", "linear_probe", "probe_finetune"] = Field(
+        default="train",
+        description=(
+            "train: every weight trains (from scratch, or from pretrained weights); "
+            "linear_probe: the backbone stays frozen, its features are computed once and "
+            "only a linear classifier is fitted; probe_finetune: that probe first, then "
+            "every weight fine-tunes from it (the backbone at lr * backbone_lr_scale)"
+        ),
+    )
+    backbone_lr_scale: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="learning-rate multiplier of every weight outside the classifier",
+    )
+    probe_weight_decay: float = Field(
+        default=1e-3, ge=0, description="L2 penalty of the linear probe's classifier"
+    )
     lr: float = Field(default=1e-3, gt=0, description="peak learning rate (AdamW)")
     weight_decay: float = Field(default=0.05, ge=0, description="AdamW decoupled weight decay")
     batch_size: int = Field(default=32, ge=1, description="images per step on each GPU/process")
