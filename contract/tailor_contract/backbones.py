@@ -6,7 +6,8 @@ entry it uses, so the trainer loads exactly the weights the catalog names (diges
 checked) with the input size and normalisation they were pretrained with.
 """
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,3 +38,58 @@ class PretrainedBackbone(BaseModel):
 
     def serves(self, task: str) -> bool:
         return task in self.tasks
+
+
+# -- The cluster-scoped Backbone object (crds/tailor.dev_backbones.yaml) ----------------
+
+GROUP = "tailor.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "Backbone"
+PLURAL = "backbones"
+
+# PretrainedBackbone field -> the Backbone object's spec field (camelCase, as the CRD).
+SPEC_FIELDS: dict[str, str] = {
+    "architecture": "architecture",
+    "weights": "weights",
+    "digest": "digest",
+    "pretrained_on": "pretrainedOn",
+    "license": "license",
+    "input_size": "inputSize",
+    "mean": "mean",
+    "std": "std",
+    "interpolation": "interpolation",
+    "gmacs": "gmacs",
+    "parameters_millions": "parametersMillions",
+    "tasks": "tasks",
+}
+
+
+def to_object(entry: PretrainedBackbone, labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The Backbone object (apiVersion, kind, metadata.name, spec) of a catalog entry:
+    JSON-ready, what `kubectl apply` or a server-side apply sends. No status."""
+    values = entry.model_dump(mode="json")
+    metadata: dict[str, Any] = {"name": entry.name}
+    if labels:
+        metadata["labels"] = dict(labels)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": metadata,
+        "spec": {camel: values[field] for field, camel in SPEC_FIELDS.items()},
+    }
+
+
+def from_object(obj: Mapping[str, Any]) -> PretrainedBackbone:
+    """The catalog entry of a Backbone object as the API server returns it (a dict).
+
+    Spec fields this contract does not know (a newer CRD) are ignored; a missing
+    required field or an invalid value raises pydantic's ValidationError."""
+    metadata = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    values: dict[str, Any] = {"name": metadata.get("name")}
+    for field, camel in SPEC_FIELDS.items():
+        if camel in spec and spec[camel] is not None:
+            value = spec[camel]
+            values[field] = tuple(value) if isinstance(value, list) else value
+    return PretrainedBackbone.model_validate(values)

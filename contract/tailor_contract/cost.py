@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tailor_contract.backbones import PretrainedBackbone
 from tailor_contract.documents import DatasetFacts
 
 # Re-exported: the priors are a document of their own (prices.py).
@@ -46,14 +47,11 @@ class Backbone:
         return self.gmacs / self.efficiency
 
 
-# Forward GMACs measured with torch.utils.flop_counter on timm 1.0 at 224 px; a ladder
-# of rising cost, from timm's test models (for a few images and small budgets) up.
+# Forward GMACs measured with torch.utils.flop_counter on timm 1.0 at 224 px: the
+# product's ladder for training from scratch, in rising cost.
 BACKBONES: tuple[Backbone, ...] = tuple(
     sorted(
         (
-            Backbone("test_convnext", 0.061, 0.25, max_images=50_000),
-            Backbone("test_vit", 0.088, 0.25, max_images=50_000),
-            Backbone("test_resnet", 0.20, 0.5, max_images=50_000),
             Backbone("resnet10t", 1.10, 1.0, min_images=500),
             Backbone("vit_tiny_patch16_224", 1.25, 0.9, min_images=20_000),
             Backbone("resnet18", 1.81, 1.0, min_images=1_000),
@@ -66,7 +64,14 @@ BACKBONES: tuple[Backbone, ...] = tuple(
         key=lambda b: b.relative_cost,
     )
 )
-_BY_NAME = {b.name: b for b in BACKBONES}
+# timm's unit-test models: tiny random architectures, never a product's answer, so not
+# in the ladder; priced here because tests (and spec.search.models) may still name them.
+TEST_BACKBONES: tuple[Backbone, ...] = (
+    Backbone("test_convnext", 0.061, 0.25, max_images=50_000),
+    Backbone("test_vit", 0.088, 0.25, max_images=50_000),
+    Backbone("test_resnet", 0.20, 0.5, max_images=50_000),
+)
+_BY_NAME = {b.name: b for b in (*BACKBONES, *TEST_BACKBONES)}
 # A model the table does not know is costed like a ResNet-50 until attempts report.
 UNKNOWN_GMACS = 4.09
 
@@ -154,3 +159,66 @@ def minimum_search_gpu_seconds(
     train, _ = split_images(facts)
     one = attempt_gpu_seconds(facts, chosen, min_useful_epochs(train), side, 1, cost)
     return round(MIN_SEARCH_TRIALS * one, 1)
+
+
+# -- fine-tuning catalogued backbones ----------------------------------------------
+# Depthwise-separable families keep an accelerator less busy per MAC than dense
+# convolutions (memory-bound); a prior only, corrected by what attempts report.
+_DEPTHWISE = ("efficientnet", "mobilenet", "mnasnet", "ghostnet", "lcnet")
+# The smallest side a catalogued backbone is fed: ImageNet features degrade fast below.
+PRETRAINED_MIN_SIDE = 128
+# A linear probe costs one forward pass over train (features, about a third of a
+# training epoch) plus the evaluation pass and the fit: priced as half an epoch.
+PROBE_EPOCHS = 0.5
+
+
+def catalog_backbone(entry: PretrainedBackbone) -> Backbone:
+    """A catalogued backbone priced like the ladder's: GMACs at 224 px."""
+    depthwise = any(family in entry.architecture for family in _DEPTHWISE)
+    return Backbone(entry.architecture, entry.gmacs_at(DEFAULT_SIDE), 0.35 if depthwise else 0.8)
+
+
+def pretrained_sides(entry: PretrainedBackbone) -> tuple[int, ...]:
+    """Sides the search feeds a catalogued backbone: its own, and smaller ones down to
+    PRETRAINED_MIN_SIDE (cheaper, often as good on small images)."""
+    low = min(PRETRAINED_MIN_SIDE, entry.input_size)
+    sides = tuple(s for s in INPUT_SIDES if low <= s <= entry.input_size)
+    return sides or (entry.input_size,)
+
+
+def pretrained_side(facts: DatasetFacts, entry: PretrainedBackbone) -> int:
+    """The images' native side rounded up to a multiple of 32, within the sides above."""
+    sides = pretrained_sides(entry)
+    native = min(facts.mean_width, facts.mean_height)
+    if native <= 0:
+        return sides[-1]
+    return next((s for s in sides if s >= native), sides[-1])
+
+
+def finetune_full_epochs(train_images: int) -> float:
+    """Epochs past which fine-tuning a pretrained backbone rarely gains: about 100,000
+    images seen, between 8 and 60 epochs (far fewer than from scratch)."""
+    return min(60.0, max(8.0, 100_000 / max(1, train_images)))
+
+
+def finetune_min_epochs(train_images: int) -> float:
+    """The shortest fine-tuning whose metric says something about a configuration."""
+    return finetune_full_epochs(train_images) / 6
+
+
+def probe_gpu_seconds(
+    facts: DatasetFacts, entry: PretrainedBackbone, cost: CostModel = REFERENCE
+) -> float:
+    """One linear-probe attempt of a catalogued backbone at its side for these images."""
+    side = pretrained_side(facts, entry)
+    return attempt_gpu_seconds(facts, catalog_backbone(entry), PROBE_EPOCHS, side, 1, cost)
+
+
+def minimum_catalog_search_gpu_seconds(
+    facts: DatasetFacts, catalog: Sequence[PretrainedBackbone], cost: CostModel = REFERENCE
+) -> float:
+    """With a catalog the cheapest useful search is one linear probe of its cheapest
+    backbone: already a model worth having from a few images per class."""
+    if not catalog:
+        raise ValueError("an empty catalog has no minimum")
+    return round(min(probe_gpu_seconds(facts, entry, cost) for entry in catalog), 1)

@@ -16,6 +16,7 @@ from typing import Any
 
 from kubernetes import client
 
+from tailor_contract import PretrainedBackbone, backbones
 from tailor_operator.core.calibration import (
     BUILTIN,
     CalibrationError,
@@ -88,6 +89,7 @@ class Kube:
         self._calibration_ref = calibration
         self._nodes = TtlCache(node_ttl_seconds)
         self._calibration = TtlCache(calibration_ttl_seconds)
+        self._catalog = TtlCache(calibration_ttl_seconds)
         self._last_good: CalibrationTable = BUILTIN
         self._instance = socket.gethostname()
 
@@ -169,7 +171,55 @@ class Kube:
         self._calibration.put("table", table)
         return table
 
+    def catalog(self) -> tuple[PretrainedBackbone, ...]:
+        """The cluster's Backbone objects; an invalid one is left out (and logged), and
+        an install that may not read them (no CRD, no RBAC) has an empty catalog."""
+        cached, entries = self._catalog.get("entries")
+        if cached:
+            return entries  # type: ignore[no-any-return]
+        try:
+            raw = self.custom.list_cluster_custom_object(
+                backbones.GROUP, backbones.VERSION, backbones.PLURAL
+            )
+        except client.ApiException as error:
+            if _status(error) not in (403, 404):
+                raise
+            log.warning("cannot list Backbone objects (%s): no catalog", _status(error))
+            raw = {"items": []}
+        found = []
+        for item in raw.get("items") or []:
+            try:
+                found.append(backbones.from_object(item))
+            except ValueError as error:  # pydantic's ValidationError is a ValueError
+                log.error("Backbone %s is invalid: %s", item["metadata"].get("name"), error)
+        entries = tuple(sorted(found, key=lambda e: e.name))
+        self._catalog.put("entries", entries)
+        return entries
+
     # -- writing --------------------------------------------------------------
+    def mark_backbone_verified(self, name: str, verified_by: str, now: datetime) -> None:
+        """Record on a Backbone that a validation pod read its weights and found the
+        digest right; only the first time (later validations leave it as it is)."""
+        try:
+            current = self.custom.get_cluster_custom_object(
+                backbones.GROUP, backbones.VERSION, backbones.PLURAL, name
+            )
+            if (current.get("status") or {}).get("verified"):
+                return
+            status = {
+                "verified": True,
+                "verifiedAt": format_time(now),
+                "verifiedBy": verified_by,
+                "observedGeneration": current["metadata"].get("generation"),
+                "message": "weights read and digest checked by a validation pod",
+            }
+            self.custom.patch_cluster_custom_object_status(
+                backbones.GROUP, backbones.VERSION, backbones.PLURAL, name, {"status": status}
+            )
+        except client.ApiException as error:
+            # Bookkeeping for platform teams: never a reason to stop reconciling a job.
+            log.warning("cannot mark Backbone %s verified: %s", name, _reason(error))
+
     def write_status(self, job: Mapping[str, Any], status: dict[str, Any]) -> dict[str, Any]:
         """Replace the status, guarded by the resourceVersion the plan was made from."""
         metadata = job["metadata"]

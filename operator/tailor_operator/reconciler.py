@@ -112,6 +112,7 @@ class Reconciler:
             policy=self.settings.policy,
             planner=self.planner,
             now=now,
+            catalog=self.kube.catalog(),
         )
         decided = plan(job, world)
         if decided.status_changed(job.status):
@@ -126,6 +127,8 @@ class Reconciler:
         again = self._apply(raw, pods_raw, decided.creates, decided.deletes, decided.releases, now)
         for event in decided.events:
             self.kube.emit(raw, event, now)
+        for backbone in decided.verified_backbones:
+            self.kube.mark_backbone_verified(backbone, f"{namespace}/{name}", now)
         if decided.requeue_after is not None:
             again = decided.requeue_after if again is None else min(again, decided.requeue_after)
         finished = decided.status.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED)

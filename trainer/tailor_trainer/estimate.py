@@ -5,8 +5,15 @@ The arithmetic lives in tailor_contract.cost, shared with the operator's search,
 trainer's verdict (exit 67) and the operator's sizing of the search can never disagree.
 """
 
-from tailor_contract import DatasetFacts
-from tailor_contract.cost import REFERENCE, CostModel, minimum_search_gpu_seconds
+from collections.abc import Sequence
+
+from tailor_contract import DatasetFacts, PretrainedBackbone
+from tailor_contract.cost import (
+    REFERENCE,
+    CostModel,
+    minimum_catalog_search_gpu_seconds,
+    minimum_search_gpu_seconds,
+)
 
 __all__ = ["CostModel", "estimate_min_gpu_seconds"]
 
@@ -16,7 +23,11 @@ def estimate_min_gpu_seconds(
     input_side: int | None = None,
     model: str | None = None,
     cost: CostModel = REFERENCE,
+    catalog: Sequence[PretrainedBackbone] = (),
 ) -> float:
     """input_side None: the side the search derives from the images; model None: the
-    cheapest backbone of the search's ladder (the operator names the cheapest it allows)."""
+    cheapest backbone of the search's ladder (the operator names the cheapest it allows).
+    With catalogued backbones the search starts with a linear probe: that is the floor."""
+    if catalog:
+        return minimum_catalog_search_gpu_seconds(facts, catalog, cost)
     return minimum_search_gpu_seconds(facts, model, input_side, cost)

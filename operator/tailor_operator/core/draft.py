@@ -1,9 +1,10 @@
 """The status being planned, with what the plan has learnt along the way."""
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from tailor_contract import PretrainedBackbone
 from tailor_operator.core.attempts import request_stop
 from tailor_operator.core.calibration import CalibrationTable
 from tailor_operator.core.ledger import totals
@@ -32,6 +33,7 @@ class World:
     policy: Policy
     planner: TrialPlanner
     now: datetime
+    catalog: Sequence[PretrainedBackbone] = ()  # the cluster's Backbone objects
 
 
 @dataclass

@@ -7,6 +7,7 @@ a reconciliation that changes nothing emits nothing, and a replay emits nothing.
 from dataclasses import dataclass
 from typing import Literal
 
+from tailor_operator.core.catalog import SCRATCH_REASON, pretrained_situation
 from tailor_operator.core.ledger import CHARGED
 from tailor_operator.core.status import (
     AttemptPhase,
@@ -83,6 +84,11 @@ def describe_changes(old: TrainingJobStatus, new: TrainingJobStatus) -> list[Eve
         facts = new.validation.dataset
         detail = f": {facts.images} images, {facts.classes} classes" if facts else ""
         events.append(Event("Normal", "Validated", f"dataset validated{detail}"))
+        pretrained = pretrained_situation(new)
+        if pretrained is not None:
+            truth, reason, message = pretrained
+            warn = not truth and reason == SCRATCH_REASON
+            events.append(Event("Warning" if warn else "Normal", reason, message))
     if old.phase != new.phase and new.phase == JobPhase.SUCCEEDED:
         events.append(Event("Normal", "Succeeded", new.message))
     if old.phase != new.phase and new.phase == JobPhase.FAILED:

@@ -14,6 +14,7 @@ from typing import Any
 from tailor_operator.core.actions import DeletePod
 from tailor_operator.core.adoption import adopt_strays
 from tailor_operator.core.attempts import needed_stop, observe, request_stop
+from tailor_operator.core.catalog import for_task, pretrained_condition
 from tailor_operator.core.conditions import Situation, job_conditions
 from tailor_operator.core.draft import Draft, World
 from tailor_operator.core.events import Event, describe_changes
@@ -21,6 +22,7 @@ from tailor_operator.core.ledger import classify, settle
 from tailor_operator.core.models import TrainingJob
 from tailor_operator.core.outcome import conclude, situation
 from tailor_operator.core.pods import VALIDATION_TRIAL, config_map, pod, trial_config
+from tailor_operator.core.report import search_trials
 from tailor_operator.core.specchecks import spec_problem
 from tailor_operator.core.status import (
     AttemptPhase,
@@ -43,6 +45,9 @@ class Plan:
     releases: tuple[str, ...] = ()  # pods whose ledger finalizer may go (after the write)
     events: tuple[Event, ...] = ()
     requeue_after: float | None = None
+    # Catalogued backbones whose weights a validation of this job read and verified
+    # (the caller marks them verified in the catalog).
+    verified_backbones: tuple[str, ...] = ()
 
     def status_changed(self, old: TrainingJobStatus) -> bool:
         return self.status.to_json() != old.to_json()
@@ -112,14 +117,23 @@ def _actions(draft: Draft) -> tuple[list[dict[str, Any]], list[DeletePod], list[
     deletes: list[DeletePod] = []
     releases: list[str] = []
     trials = {t.name: t for t in draft.status.trials}
-    validation_model = world.planner.first_model(job.spec, world.policy.default_model)
+    offered = for_task(world.catalog, job.spec.task)
+    verified = draft.status.validation.backbones
+    validation_model = world.planner.first_model(job.spec, world.policy.default_model, offered)
     for trial_name, record in draft.records():
         existing = world.pods.get(record.pod)
         name = trial_name or VALIDATION_TRIAL
         if record.phase == AttemptPhase.CREATING and existing is None:
             trial = trials.get(trial_name) if trial_name else None
             config = trial_config(
-                job, record, world.calibration, trial, validation_model, world.policy.cost
+                job,
+                record,
+                world.calibration,
+                trial,
+                validation_model,
+                world.policy.cost,
+                catalog=verified if trial else offered,
+                search=search_trials(draft.status.trials) if trial else (),
             )
             creates.append(config_map(job, record, name, config))
             creates.append(pod(job, record, name, world.policy))
@@ -169,6 +183,10 @@ def plan(job: TrainingJob, world: World) -> Plan:
     else:
         where = situation(draft)
     status.conditions = job_conditions(status.conditions, where, job.generation, world.now)
+    pretrained = pretrained_condition(status, job.generation, world.now)
+    if pretrained is not None:
+        status.conditions = [c for c in status.conditions if c.type != pretrained.type]
+        status.conditions.append(pretrained)
     status.observed_generation = job.generation
     creates, deletes, releases = _actions(draft)
     return Plan(
@@ -178,6 +196,9 @@ def plan(job: TrainingJob, world: World) -> Plan:
         releases=tuple(releases + stray_releases),
         events=tuple(describe_changes(job.status, status)),
         requeue_after=_requeue(draft),
+        verified_backbones=tuple(
+            e.name for e in status.validation.backbones if e not in job.status.validation.backbones
+        ),
     )
 
 

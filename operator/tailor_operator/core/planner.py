@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from tailor_contract import PretrainedBackbone
 from tailor_operator.core.spec import Scalar, TrainingJobSpec
 from tailor_operator.core.status import (
     BudgetStatus,
@@ -32,6 +33,7 @@ class TrialProposal:
     allowance_gpu_seconds: float
     pretrained: str | None = None
     hyperparameters: Mapping[str, Scalar] = field(default_factory=dict)
+    backbone: str | None = None  # the catalog entry fine-tuned (its weights, digest checked)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class PlannerView:
     budget: BudgetStatus
     default_model: str
     seed: int = 0  # stable per job: a planner's random choices derive from it
+    # The catalogued backbones validation read and verified for this job's task.
+    catalog: Sequence[PretrainedBackbone] = ()
 
 
 @dataclass(frozen=True)
@@ -67,12 +71,21 @@ class PlannerDecision:
 
 
 class TrialPlanner(Protocol):
-    def first_model(self, spec: TrainingJobSpec, default_model: str) -> str:
+    def first_model(
+        self,
+        spec: TrainingJobSpec,
+        default_model: str,
+        catalog: Sequence[PretrainedBackbone] = (),
+    ) -> str:
         """The model validation sizes its feasibility estimate with."""
         ...
 
     def minimum_gpu_seconds(
-        self, spec: TrainingJobSpec, dataset: DatasetSummary, default_model: str
+        self,
+        spec: TrainingJobSpec,
+        dataset: DatasetSummary,
+        default_model: str,
+        catalog: Sequence[PretrainedBackbone] = (),
     ) -> float | None:
         """The budget below which this planner cannot run a useful search; None: no floor."""
         ...
@@ -147,11 +160,20 @@ class SimplePlanner:
             for index, model in enumerate(models)
         ]
 
-    def first_model(self, spec: TrainingJobSpec, default_model: str) -> str:
+    def first_model(
+        self,
+        spec: TrainingJobSpec,
+        default_model: str,
+        catalog: Sequence[PretrainedBackbone] = (),
+    ) -> str:
         return self._candidates(spec, default_model)[0].model
 
     def minimum_gpu_seconds(
-        self, spec: TrainingJobSpec, dataset: DatasetSummary, default_model: str
+        self,
+        spec: TrainingJobSpec,
+        dataset: DatasetSummary,
+        default_model: str,
+        catalog: Sequence[PretrainedBackbone] = (),
     ) -> float | None:
         return None  # the trials are given: validation's own estimate is the only check
 

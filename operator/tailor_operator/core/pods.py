@@ -5,9 +5,16 @@ service-account token, and gets S3 credentials only through secretKeyRef: the
 operator itself never reads the Secret.
 """
 
+from collections.abc import Sequence
 from typing import Any
 
-from tailor_contract import TERMINATION_MESSAGE_PATH, DatasetRef, TrialConfig
+from tailor_contract import (
+    TERMINATION_MESSAGE_PATH,
+    DatasetRef,
+    PretrainedBackbone,
+    SearchTrial,
+    TrialConfig,
+)
 from tailor_contract.cost import CostModel
 from tailor_operator.core.calibration import CalibrationTable
 from tailor_operator.core.models import API_VERSION, KIND, TrainingJob
@@ -47,12 +54,21 @@ def trial_config(
     trial: TrialStatus | None,
     validation_model: str,
     cost: CostModel,
+    catalog: Sequence[PretrainedBackbone] = (),
+    search: Sequence[SearchTrial] = (),
 ) -> TrialConfig:
     """The config one attempt reads; trial None is the CPU-only validation, which prices
-    the cheapest useful search of validation_model at `cost`."""
+    the cheapest useful search of validation_model at `cost` and verifies `catalog` (the
+    entries serving the task). A trial finds its backbone by name in `catalog` (what
+    validation verified); `search` is the trials so far, for the report."""
     spec = job.spec
     gpu_types = list(spec.resources.gpu_types) or None
     name = trial.name if trial else VALIDATION_TRIAL
+    backbone = None
+    if trial is not None and trial.backbone is not None:
+        backbone = next((e for e in catalog if e.name == trial.backbone), None)
+        if backbone is None:
+            raise ValueError(f"trial {trial.name}: backbone {trial.backbone} was not verified")
     return TrialConfig(
         job=job.ref.key,
         trial=name,
@@ -65,6 +81,9 @@ def trial_config(
         ),
         model=trial.model if trial else validation_model,
         pretrained=trial.pretrained if trial else None,
+        backbone=backbone,
+        catalog=list(catalog) if trial is None else [],
+        search=list(search) if trial is not None else [],
         hyperparameters=dict(trial.hyperparameters) if trial else {},
         allowance_gpu_seconds=record.allowance_gpu_seconds,
         # Not scheduled yet: the most expensive GPU it may land on keeps it within budget.

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from pydantic.alias_generators import to_camel
 
-from tailor_contract import DatasetFacts
+from tailor_contract import DatasetFacts, PretrainedBackbone
 from tailor_operator.core.spec import Scalar
 from tailor_operator.core.timeutil import format_time
 
@@ -156,6 +156,7 @@ class DatasetSummary(_Status):
     mean_height: float = 0.0
     digest: str = ""
     eval_images: int | None = None
+    majority_fraction: float | None = None
 
     @classmethod
     def of(cls, facts: DatasetFacts) -> "DatasetSummary":
@@ -171,12 +172,17 @@ class ValidationStatus(_Status):
     problems: list[str] = Field(default_factory=list)
     estimated_min_gpu_seconds: float | None = None
     message: str = ""
+    # The catalogued backbones validation read and verified (a snapshot: the trials
+    # fine-tune exactly these weights even if the catalog changes meanwhile).
+    backbones: list[PretrainedBackbone] = Field(default_factory=list)
+    unusable_backbones: dict[str, str] = Field(default_factory=dict)
 
 
 class TrialStatus(_Status):
     name: str
     model: str
     pretrained: str | None = None
+    backbone: str | None = None  # the catalogued backbone it fine-tunes
     hyperparameters: dict[str, Scalar] = Field(default_factory=dict)
     gpus: int = 1
     allowance_gpu_seconds: float = 0.0

@@ -84,6 +84,7 @@ def apply_decision(trials: list[TrialStatus], decision: PlannerDecision) -> None
                 name=proposal.name,
                 model=proposal.model,
                 pretrained=proposal.pretrained,
+                backbone=proposal.backbone,
                 hyperparameters=dict(proposal.hyperparameters),
                 gpus=proposal.gpus,
                 allowance_gpu_seconds=proposal.allowance_gpu_seconds,
@@ -110,6 +111,7 @@ def ask_planner(draft: Draft) -> PlannerDecision:
             budget=draft.budget(),
             default_model=world.policy.default_model,
             seed=job_seed(draft.job.ref.uid),
+            catalog=tuple(draft.status.validation.backbones),
         )
     )
     check_proposals(

@@ -1,6 +1,7 @@
 """The CPU-only validation that comes before any GPU: dataset checks, feasibility."""
 
 from tailor_contract import AttemptResult
+from tailor_operator.core.catalog import for_task, verified_entries
 from tailor_operator.core.draft import Draft
 from tailor_operator.core.ledger import hours
 from tailor_operator.core.retry import retry_time
@@ -53,6 +54,9 @@ def record_validation_result(
         validation.problems = list(result.problems[:20])
     if result.estimated_min_gpu_seconds is not None:
         validation.estimated_min_gpu_seconds = result.estimated_min_gpu_seconds
+    offered = for_task(draft.world.catalog, draft.job.spec.task)
+    validation.backbones = verified_entries(offered, result.verified_backbones)
+    validation.unusable_backbones = dict(result.unusable_backbones)
     if failure_for(record.outcome):
         validation.message = failure_message(draft, record, result, "validation")
 
@@ -66,17 +70,22 @@ def budget_shortfall(draft: Draft) -> str | None:
     if validation.dataset is None:
         return None
     world = draft.world
+    catalog = validation.backbones
     minimum = world.planner.minimum_gpu_seconds(
-        draft.job.spec, validation.dataset, world.policy.default_model
+        draft.job.spec, validation.dataset, world.policy.default_model, catalog
     )
     if minimum is None or draft.limit >= minimum:
         return None
     validation.estimated_min_gpu_seconds = minimum
-    model = world.planner.first_model(draft.job.spec, world.policy.default_model)
+    model = world.planner.first_model(draft.job.spec, world.policy.default_model, catalog)
+    what = (
+        f"one linear probe of {model}, the cheapest catalogued backbone"
+        if catalog
+        else f"a few short trials of {model}, the cheapest backbone it may use"
+    )
     return (
         f"validation: the budget of {draft.job.spec.budget.gpu_hours} GPU-hours is below the "
-        f"estimated minimum ({hours(minimum)} GPU-hours) for a useful search: a few short "
-        f"trials of {model}, the cheapest backbone it may use"
+        f"estimated minimum ({hours(minimum)} GPU-hours) for a useful search: {what}"
     )
 
 

@@ -3,6 +3,7 @@
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tailor_contract import PretrainedBackbone
 from tailor_operator.core.calibration import CalibrationTable
 from tailor_operator.core.draft import World
 from tailor_operator.core.models import TrainingJob, parse_trainingjob
@@ -159,6 +160,7 @@ def world(
     planner: TrialPlanner | None = None,
     policy: Policy = POLICY,
     nodes: dict[str, NodeView] | None = None,
+    catalog: tuple[PretrainedBackbone, ...] = (),
 ) -> World:
     return World(
         pods={p.name: p for p in pods or []},
@@ -167,4 +169,5 @@ def world(
         policy=policy,
         planner=planner or SimplePlanner(),
         now=at(now),
+        catalog=catalog,
     )

@@ -8,6 +8,7 @@ import copy
 import json
 from typing import Any
 
+from tailor_contract import PretrainedBackbone
 from tailor_operator.core.models import parse_trainingjob
 from tailor_operator.core.observe import LEDGER_FINALIZER, parse_pod
 from tailor_operator.core.plan import Plan, plan
@@ -19,8 +20,13 @@ from tests.unit.operator.factories import GRACE, POLICY, job_json, ts, world
 
 class Sim:
     def __init__(
-        self, policy: Policy = POLICY, planner: TrialPlanner | None = None, **spec_overrides: Any
+        self,
+        policy: Policy = POLICY,
+        planner: TrialPlanner | None = None,
+        catalog: tuple[PretrainedBackbone, ...] = (),
+        **spec_overrides: Any,
     ) -> None:
+        self.catalog = catalog
         self.job = job_json(**spec_overrides)
         self.pods: dict[str, dict[str, Any]] = {}
         self.config_maps: dict[str, dict[str, Any]] = {}
@@ -33,7 +39,8 @@ class Sim:
     def step(self, now: float) -> Plan:
         parsed = parse_trainingjob(self.job)
         views = [parse_pod(p) for p in self.pods.values()]
-        result = plan(parsed, world(views, now=now, planner=self.planner, policy=self.policy))
+        here = world(views, now=now, planner=self.planner, policy=self.policy, catalog=self.catalog)
+        result = plan(parsed, here)
         self.job["status"] = result.status.to_json()
         for manifest in result.creates:
             store = self.pods if manifest["kind"] == "Pod" else self.config_maps

@@ -51,7 +51,12 @@ def compare(
     if model.get("format") == "date-time" and crd.get("format") != "date-time":
         problems.append(f"{path}: a timestamp in the model, not format date-time in the CRD")
     if kind == "array":
-        problems += compare(model["items"], crd["items"], defs, f"{path}[]")
+        # A fixed-length tuple of one type (an RGB mean) is an array of that type.
+        prefix = model.get("prefixItems", [])
+        items = model.get("items") or (prefix[0] if prefix else {})
+        if any(p != items for p in prefix):
+            problems.append(f"{path}: a tuple of mixed types")
+        problems += compare(items, crd["items"], defs, f"{path}[]")
     if kind == "object" and "properties" in model:
         ours, theirs = set(model["properties"]), set(crd.get("properties", {}))
         if ours != theirs:

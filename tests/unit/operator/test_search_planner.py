@@ -111,8 +111,9 @@ def test_the_first_trials_start_with_the_default_recipe_within_slots_and_budget(
 @pytest.mark.parametrize(
     ("images", "allowed", "expected"),
     [
-        (300, (), {"test_convnext", "test_vit", "test_resnet"}),
-        (3_000, (), {"test_convnext", "test_vit", "test_resnet", "resnet10t", "resnet18"}),
+        # Too few images for any backbone's preference: the ladder's cheapest.
+        (300, (), {"resnet10t"}),
+        (3_000, (), {"resnet10t", "resnet18"}),
         (500_000, (), {"resnet50", "convnext_tiny", "vit_small_patch16_224"}),
         (50_000, ("resnet18", "convnext_nano"), {"resnet18", "convnext_nano"}),
     ],
@@ -126,6 +127,8 @@ def test_the_space_follows_the_dataset_and_spec_search_models(images, allowed, e
     else:
         assert expected <= drawn
         assert all(m in {b.name for b in space.preferred} for m in drawn)
+        # timm's unit-test models are never the product's answer.
+        assert not any(m.startswith("test_") for m in drawn)
 
 
 def test_asha_promotes_the_best_third_of_a_rung_with_more_epochs():

@@ -9,11 +9,11 @@ correction.
 """
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from tailor_contract import DatasetFacts
-from tailor_contract.cost import REFERENCE, CostModel, epoch_gpu_seconds, find_backbone
+from tailor_contract.cost import REFERENCE, Backbone, CostModel, epoch_gpu_seconds, find_backbone
 from tailor_operator.core.status import Billing, DatasetSummary, TrialStatus
 
 # The prior's weight, against observations weighing about 1 each where they inform
@@ -34,6 +34,7 @@ def facts_from(summary: DatasetSummary) -> DatasetFacts:
         mean_height=summary.mean_height,
         digest=summary.digest,
         eval_images=summary.eval_images,
+        majority_fraction=summary.majority_fraction,
     )
 
 
@@ -52,6 +53,8 @@ def observations(trials: Iterable[TrialStatus]) -> list[Observation]:
     (skipped when that attempt did not say)."""
     found = []
     for trial in trials:
+        if trial.hyperparameters.get("recipe") == "linear_probe":
+            continue  # its "epoch" is a forward pass, not a training epoch
         side = trial.hyperparameters.get("input_size", 224)
         before: float | None = 0.0
         for record in trial.attempts:
@@ -99,9 +102,12 @@ class CostEstimator:
         facts: DatasetFacts,
         cost: CostModel = REFERENCE,
         seen: Sequence[Observation] = (),
+        backbones: Mapping[str, Backbone] | None = None,
     ) -> None:
         self.facts = facts
         self.cost = cost
+        # Backbones the ladder does not price (catalogued ones), by timm name.
+        self.backbones = dict(backbones or {})
         self.overhead = 1.0  # a: multiplies the fixed seconds
         self.global_factor = 1.0  # k for backbones without observations
         self.factors: dict[str, float] = {}
@@ -109,7 +115,8 @@ class CostEstimator:
             self._fit(seen)
 
     def _prior_epoch(self, model: str, side: int, gpus: int) -> float:
-        return epoch_gpu_seconds(self.facts, find_backbone(model), side, gpus, self.cost)
+        backbone = self.backbones.get(model) or find_backbone(model)
+        return epoch_gpu_seconds(self.facts, backbone, side, gpus, self.cost)
 
     def _fit(self, seen: Sequence[Observation]) -> None:
         """Least squares in relative error, ridge toward the prior: unknowns are the

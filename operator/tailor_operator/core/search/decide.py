@@ -8,10 +8,16 @@ epochs each attempt is given, never the plan itself.
 
 import math
 import random
+from collections.abc import Mapping
+from dataclasses import replace
 
 from tailor_contract.cost import (
     MIN_SEARCH_TRIALS,
+    PROBE_EPOCHS,
     CostModel,
+    catalog_backbone,
+    finetune_full_epochs,
+    finetune_min_epochs,
     full_epochs,
     min_useful_epochs,
     split_images,
@@ -19,8 +25,15 @@ from tailor_contract.cost import (
 from tailor_operator.core.planner import PlannerDecision, PlannerView, Promotion, TrialProposal
 from tailor_operator.core.search import asha
 from tailor_operator.core.search.cost import CostEstimator, facts_from, observations
+from tailor_operator.core.search.references import reference_floor
 from tailor_operator.core.search.rungs import ETA, OVERHEAD_SHARE, plan_ladder
-from tailor_operator.core.search.space import EXPLOIT_SHARE, Config, build_space, config_of
+from tailor_operator.core.search.space import (
+    EXPLOIT_SHARE,
+    LINEAR_PROBE,
+    Config,
+    build_space,
+    config_of,
+)
 from tailor_operator.core.search.stopping import is_perfect, plateaued
 from tailor_operator.core.status import StopReason, StopRequest, TrialState
 
@@ -38,6 +51,10 @@ def _floor(value: float) -> float:
     return math.floor(value * 1000) / 1000
 
 
+def is_probe(hyperparameters: Mapping[str, object]) -> bool:
+    return hyperparameters.get("recipe") == LINEAR_PROBE
+
+
 class SearchRound:
     def __init__(self, view: PlannerView, cost: CostModel, min_delta: float) -> None:
         self.view = view
@@ -46,37 +63,56 @@ class SearchRound:
         facts = facts_from(view.dataset)
         train, _ = split_images(facts)
         self.train_images = train
-        self.min_epochs = min_useful_epochs(train)
-        self.max_epochs = full_epochs(train)
         self.fixed = cost.fixed_seconds
-        prior = CostEstimator(facts, cost)
-        space = build_space(facts, view.spec.search.models)
-        side = space.default_side
+        space = build_space(facts, view.spec.search.models, view.catalog)
+        known = {e.architecture: catalog_backbone(e) for e in space.catalog}
+        prior = CostEstimator(facts, cost, backbones=known)
         limit = view.budget.limit_gpu_seconds
-        default = space.default().model
-        useful = prior.allowance_for(default, side, 1, self.min_epochs)
+        default = space.default()
+        # With a catalog the probe comes first, outside the bracket: its cost is set
+        # aside before the rungs are sized from what remains.
+        self.probe_allowance = 0.0
+        if space.pretrained:
+            probe = space.probe()
+            self.probe_allowance = _floor(
+                prior.allowance_for(probe.model, probe.input_size, 1, PROBE_EPOCHS)
+            )
+        ladder_budget = max(0.0, limit - self.probe_allowance)
+        low, high = self._epoch_limits(default)
+        useful = prior.allowance_for(default.model, default.input_size, 1, low)
         # Rung 0 buys a useful training of the default recipe whenever the budget pays
         # for the smallest search with it; else the search could not even try what it
         # would run without one. Only below that, rung 0 is sized by the cheapest
         # backbone, as validation's minimum is.
-        if limit < MIN_SEARCH_TRIALS * useful:
-            useful = prior.attempt_seconds(space.models[0].name, side, 1, self.min_epochs)
-        full = prior.attempt_seconds(default, side, 1, self.max_epochs)
-        self.ladder = plan_ladder(limit, useful, full, cost.fixed_seconds)
+        if ladder_budget < MIN_SEARCH_TRIALS * useful:
+            cheapest = space.cheapest().name
+            useful = prior.attempt_seconds(cheapest, default.input_size, 1, low)
+        full = prior.attempt_seconds(default.model, default.input_size, 1, high)
+        self.ladder = plan_ladder(ladder_budget, useful, full, cost.fixed_seconds)
         first = self.ladder.rungs[0] if self.ladder else 0.0
         # The rule _new_trial applies: rung 0 must buy a useful training of the backbone
         # (plus what rounding the rungs down took off).
         self.space = space.restrict(
-            lambda b: prior.epochs_for(b.name, side, 1, first + ROUNDING) >= self.min_epochs
+            lambda b: prior.epochs_for(b.name, default.input_size, 1, first + ROUNDING) >= low
         )
-        self.estimator = CostEstimator(facts, cost, observations(view.trials))
+        self.estimator = CostEstimator(facts, cost, observations(view.trials), known)
         search = view.spec.search
         self.sign = -1.0 if search.goal == "Minimize" else 1.0
         self.metric = search.primary_metric or next(
             (t.primary_metric for t in view.trials if t.primary_metric), None
         )
+        self.floor = reference_floor(facts, view.spec.task, self.metric)
         self.standings = [asha.standing(t, self.metric, self.sign) for t in view.trials]
+        # The probe is a reference and a candidate, never a rung of the bracket.
+        self.bracket = [s for s in self.standings if not is_probe(s.trial.hyperparameters)]
         self.history = asha.history(self.standings)
+
+    def _epoch_limits(self, config: Config) -> tuple[float, float]:
+        """(shortest useful, full) epochs: fine-tuning converges far sooner than
+        training from scratch."""
+        if config.pretrained:
+            return finetune_min_epochs(self.train_images), finetune_full_epochs(self.train_images)
+        return min_useful_epochs(self.train_images), full_epochs(self.train_images)
 
     # -- what the trials need -------------------------------------------------
     def _gpus(self, model: str, side: int) -> int:
@@ -93,14 +129,26 @@ class SearchRound:
                 gpus = more
         return gpus
 
-    def _epochs(self, model: str, side: int, gpus: int, allowance: float) -> float:
-        return min(self.max_epochs, self.estimator.epochs_for(model, side, gpus, allowance))
+    def _epochs(self, config: Config, gpus: int, allowance: float) -> float:
+        _, high = self._epoch_limits(config)
+        return min(
+            high, self.estimator.epochs_for(config.model, config.input_size, gpus, allowance)
+        )
 
-    def _useful(self, model: str, side: int, gpus: int, allowance: float) -> bool:
-        return self._epochs(model, side, gpus, allowance + ROUNDING) >= self.min_epochs
+    def _useful(self, config: Config, gpus: int, allowance: float) -> bool:
+        low, _ = self._epoch_limits(config)
+        return self._epochs(config, gpus, allowance + ROUNDING) >= low
+
+    def _config_of(self, standing: asha.Standing) -> Config:
+        trial = standing.trial
+        return config_of(trial.model, dict(trial.hyperparameters), trial.backbone)
 
     def _capped(self, standing: asha.Standing) -> bool:
-        return self._trained(standing) >= self.max_epochs - 0.01
+        config = self._config_of(standing)
+        if config.probe:
+            return True  # a probe has nothing more to train
+        _, high = self._epoch_limits(config)
+        return self._trained(standing) >= high - 0.01
 
     def _trained(self, standing: asha.Standing) -> float:
         """Epochs the trial's checkpoint holds: what attempts reported, else the plan."""
@@ -112,51 +160,74 @@ class SearchRound:
     # -- decisions ------------------------------------------------------------
     def _config(self, index: int) -> Config:
         rng = random.Random(f"{self.view.seed}:{index}")
-        if index == 0:
+        # With a catalog: t0 the probe, t1 the default fine-tuning; else t0 the default.
+        first = 1 if self.space.pretrained else 0
+        if index == 0 and self.space.pretrained:
+            return self.space.probe()
+        if index == first:
             return self.space.default()
-        leader = asha.best(self.standings, self.sign)
+        leader = asha.best(self.bracket, self.sign)
         if leader is not None and rng.random() < EXPLOIT_SHARE:
-            return self.space.neighbour(
-                config_of(leader.trial.model, dict(leader.trial.hyperparameters)), rng
-            )
+            return self.space.neighbour(self._config_of(leader), rng)
         return self.space.sample(rng)
+
+    def _fallback(self, config: Config, gpus: int, allowance: float) -> Config:
+        """A configuration too dear at its size: the default side, else the space's
+        cheapest backbone (with a catalog, its default fine-tuning)."""
+        if config.pretrained:
+            cheaper = self.space.default()
+            return cheaper if self._useful(cheaper, gpus, allowance) else self.space.probe()
+        sized = replace(config, input_size=self.space.default_side)
+        if self._useful(sized, gpus, allowance):
+            return sized
+        return replace(sized, model=self.space.models[0].name)
 
     def _new_trial(self, index: int, allowance: float) -> TrialProposal:
         config = self._config(index)
         gpus = self._gpus(config.model, config.input_size)
-        epochs = self._epochs(config.model, config.input_size, gpus, allowance)
-        if not self._useful(config.model, config.input_size, gpus, allowance):
-            # Too dear at this size: the default side, else the cheapest backbone.
-            side = self.space.default_side
-            model = config.model
-            if not self._useful(model, side, gpus, allowance):
-                model = self.space.models[0].name
-            config = Config(
-                model, side, config.batch_size, config.lr, config.weight_decay, config.augmentation
-            )
-            gpus = self._gpus(model, side)
-            epochs = self._epochs(model, side, gpus, allowance)
+        if not config.probe and not self._useful(config, gpus, allowance):
+            config = self._fallback(config, gpus, allowance)
+            gpus = self._gpus(config.model, config.input_size)
+        if config.probe:
+            gpus, epochs = 1, 1.0
+            allowance = min(allowance, self.probe_allowance or allowance)
+        else:
+            epochs = self._epochs(config, gpus, allowance)
         return TrialProposal(
             name=f"t{index}",
             model=config.model,
             gpus=gpus,
             allowance_gpu_seconds=_floor(allowance),
+            backbone=config.backbone,
             hyperparameters=config.hyperparameters(max(0.01, round(epochs, 2))),
         )
 
     def _promotion(self, standing: asha.Standing, allowance: float) -> Promotion | None:
         trial = standing.trial
-        side = int(trial.hyperparameters.get("input_size", self.space.default_side))
+        config = self._config_of(standing)
+        if config.probe:
+            return None
+        low, high = self._epoch_limits(config)
         increment = allowance - trial.charged_gpu_seconds
         trained = self._trained(standing)
-        more = self._epochs(trial.model, side, trial.gpus, increment)
-        epochs = min(self.max_epochs, trained + more)
-        if epochs - trained < 0.5 * self.min_epochs:
+        more = self._epochs(config, trial.gpus, increment)
+        epochs = min(high, trained + more)
+        if epochs - trained < 0.5 * low:
             return None  # not worth an attempt's fixed costs
         hyperparameters = dict(trial.hyperparameters) | {"epochs": round(epochs, 2)}
         return Promotion(trial.name, _floor(allowance), hyperparameters)
 
+    def _beats_references(self) -> bool:
+        """Whether the best result clears what the search can score without learning
+        (the majority class): until it does, the search never calls itself done."""
+        if self.floor is None:
+            return True
+        best = max((self.sign * (r.value or 0.0) for r in self.history), default=None)
+        return best is not None and best > self.sign * self.floor + self.min_delta
+
     def _stop(self) -> StopReason | None:
+        if not self._beats_references():
+            return None
         perfect = any(is_perfect(r.value or 0.0, self.sign) for r in self.history)
         stopped = any(
             r.stop_requested == StopRequest.EARLY_STOPPED
@@ -169,7 +240,7 @@ class SearchRound:
         # Patient enough for the bracket to have explored half its configurations.
         patience = max(ETA + 1, math.ceil(ladder.trials / 2)) if ladder else ETA + 1
         # A trial trained to the full epochs also says what more budget buys.
-        capped = any(self._capped(s) for s in self.standings if s.last_value is not None)
+        capped = any(self._capped(s) for s in self.bracket if s.last_value is not None)
         promoting = ladder is not None and ladder.top > 0 and not capped
         if stopped or plateaued(self.history, self.sign, patience, self.min_delta, promoting):
             return StopReason.NO_IMPROVEMENT
@@ -199,15 +270,21 @@ class SearchRound:
     def _fill(self, slots: int, free: float, busy: bool) -> PlannerDecision:
         ladder = self.ladder
         trials = len(self.view.trials)
+        proposals: list[TrialProposal] = []
+        if self.space.pretrained and trials == 0 and slots > 0 and free > 0:
+            # The probe first: cheap, and the floor every fine-tuning must clear.
+            proposals.append(self._new_trial(0, min(free, self.probe_allowance)))
+            slots -= 1
+            free -= proposals[0].allowance_gpu_seconds
         if ladder is None:
             # Below the cheapest useful search (the budget shrank after validation).
-            if trials == 0 and free > 0 and slots > 0:
+            if trials + len(proposals) == 0 and free > 0 and slots > 0:
                 return PlannerDecision(new_trials=[self._new_trial(0, free)])
-            return PlannerDecision(done=None if busy else StopReason.BUDGET_EXHAUSTED)
+            done = None if busy or proposals else StopReason.BUDGET_EXHAUSTED
+            return PlannerDecision(new_trials=proposals, done=done)
         promotions: list[Promotion] = []
-        proposals: list[TrialProposal] = []
         short = False  # something worth doing that the budget cannot pay for
-        for standing, rung in asha.promotable(self.standings, ladder, self.sign, self._capped):
+        for standing, rung in asha.promotable(self.bracket, ladder, self.sign, self._capped):
             if slots <= 0:
                 break
             allowance = ladder.rungs[rung]
@@ -224,14 +301,15 @@ class SearchRound:
             free -= promotion.allowance_gpu_seconds - standing.trial.charged_gpu_seconds
         first = ladder.rungs[0]
         waiting = short and busy
-        while not waiting and slots > 0 and trials + len(proposals) < ladder.trials:
+        probes = 1 if self.space.pretrained else 0  # the probe is not in the bracket
+        while not waiting and slots > 0 and trials + len(proposals) < ladder.trials + probes:
             if free + EPSILON < first:
                 short = True
                 break
             proposals.append(self._new_trial(trials + len(proposals), first))
             slots -= 1
             free -= first
-        if not (promotions or proposals or busy) and trials >= ladder.trials:
+        if not (promotions or proposals or busy) and trials >= ladder.trials + probes:
             extra = self._after_bracket(free)
             if isinstance(extra, Promotion):
                 promotions.append(extra)
@@ -241,7 +319,9 @@ class SearchRound:
                 short = short or extra
         done = None
         if not (promotions or proposals or busy):
-            done = StopReason.BUDGET_EXHAUSTED if short else StopReason.CONVERGED
+            # Below the references nothing has converged: the budget ran out first.
+            converged = not short and self._beats_references()
+            done = StopReason.CONVERGED if converged else StopReason.BUDGET_EXHAUSTED
         return PlannerDecision(new_trials=proposals, promotions=promotions, done=done)
 
     def _after_bracket(self, free: float) -> Promotion | TrialProposal | bool:
@@ -249,7 +329,7 @@ class SearchRound:
         still pays, else try one more configuration. False: nothing worth doing;
         True: something would be, but the budget cannot pay for it."""
         assert self.ladder is not None
-        leader = asha.best(self.standings, self.sign)
+        leader = asha.best(self.bracket, self.sign)
         if leader is not None and not self._capped(leader):
             gain = leader.results[-1].gain
             if leader.rungs_done == 1 or (gain is not None and gain >= self.min_delta):

@@ -1,15 +1,21 @@
 """The AutoML planner: base-model selection and hyperparameter search by asynchronous
 successive halving, in calibrated GPU-seconds, behind the TrialPlanner interface."""
 
+from collections.abc import Sequence
+
+from tailor_contract import PretrainedBackbone
 from tailor_contract.cost import (
     REFERENCE,
     CostModel,
+    catalog_backbone,
     cheapest_backbone,
+    minimum_catalog_search_gpu_seconds,
     minimum_search_gpu_seconds,
 )
 from tailor_operator.core.planner import PlannerDecision, PlannerView, SimplePlanner
 from tailor_operator.core.search.cost import facts_from
 from tailor_operator.core.search.decide import SearchRound
+from tailor_operator.core.search.space import allowed_catalog
 from tailor_operator.core.search.stopping import MIN_DELTA
 from tailor_operator.core.spec import TrainingJobSpec
 from tailor_operator.core.status import DatasetSummary
@@ -23,18 +29,35 @@ class AutoMLPlanner:
         self.min_delta = min_delta
         self._given = SimplePlanner()
 
-    def first_model(self, spec: TrainingJobSpec, default_model: str) -> str:
+    def first_model(
+        self,
+        spec: TrainingJobSpec,
+        default_model: str,
+        catalog: Sequence[PretrainedBackbone] = (),
+    ) -> str:
         """The cheapest backbone the search may use: validation prices the cheapest
         useful search with it (tailor_contract.cost, on both sides)."""
         if spec.search.trials:
             return self._given.first_model(spec, default_model)
+        entries = allowed_catalog(catalog, spec.search.models)
+        if entries:
+            return min(entries, key=lambda e: catalog_backbone(e).relative_cost).architecture
         return cheapest_backbone(spec.search.models).name
 
     def minimum_gpu_seconds(
-        self, spec: TrainingJobSpec, dataset: DatasetSummary, default_model: str
+        self,
+        spec: TrainingJobSpec,
+        dataset: DatasetSummary,
+        default_model: str,
+        catalog: Sequence[PretrainedBackbone] = (),
     ) -> float | None:
+        """What the search would really run first: with catalogued backbones, one
+        linear probe; without, a few short trainings from scratch."""
         if spec.search.trials:
             return None
+        entries = allowed_catalog(catalog, spec.search.models)
+        if entries:
+            return minimum_catalog_search_gpu_seconds(facts_from(dataset), entries, self.cost)
         model = self.first_model(spec, default_model)
         return minimum_search_gpu_seconds(facts_from(dataset), model, cost=self.cost)
 

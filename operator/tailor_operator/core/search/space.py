@@ -1,19 +1,29 @@
-"""The search space: which backbones, which hyperparameter ranges, and configurations
-drawn from them. Defaults come from the dataset's size facts; spec.search.models narrows
-the backbones."""
+"""The search space: which backbones, which recipes and hyperparameter ranges, and
+configurations drawn from them.
+
+Pretrained first: when the catalog holds backbones for the task, the search starts with
+a linear probe of the cheapest (cheap on any hardware, and a floor every later trial
+must clear), then fine-tunes catalogued backbones; it trains from scratch only when the
+data is large enough to profit. Without a catalog it trains the ladder from scratch.
+Defaults come from the dataset's size facts; spec.search.models narrows the backbones
+(a name matches a catalog entry's name or its architecture).
+"""
 
 import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from tailor_contract import DatasetFacts
+from tailor_contract import DatasetFacts, PretrainedBackbone
 from tailor_contract.cost import (
     BACKBONES,
     INPUT_SIDES,
     Backbone,
+    catalog_backbone,
     default_input_side,
     find_backbone,
+    pretrained_side,
+    pretrained_sides,
     split_images,
 )
 from tailor_operator.core.spec import Scalar
@@ -30,6 +40,22 @@ VIT_LR_SCALE = 0.5
 # Share of new configurations drawn near the best one once results exist.
 EXPLOIT_SHARE = 0.3
 
+# Recipes (Hyperparameters.recipe).
+TRAIN = "train"
+LINEAR_PROBE = "linear_probe"
+PROBE_FINETUNE = "probe_finetune"
+# Fine-tuning wants gentler steps than training from scratch, and its backbone gentler
+# still: the head learns at lr, the pretrained weights at lr * backbone_lr_scale.
+FINETUNE_LR_RANGE = (1e-4, 3e-3)
+BACKBONE_LR_SCALE_RANGE = (0.03, 1.0)
+FINETUNE_AUGMENTATION_RANGE = (0.0, 0.6)
+# Training images per class from which training from scratch joins the search: below,
+# a randomly initialised network overfits what a pretrained one generalises from.
+SCRATCH_MIN_IMAGES_PER_CLASS = 200
+SCRATCH_MIN_IMAGES = 5_000
+# With both, the share of new configurations that fine-tune a catalogued backbone.
+PRETRAINED_SHARE = 0.7
+
 
 @dataclass(frozen=True)
 class Config:
@@ -39,9 +65,20 @@ class Config:
     lr: float
     weight_decay: float
     augmentation: float
+    recipe: str = TRAIN
+    backbone: str | None = None  # the catalog entry fine-tuned; None: from scratch
+    backbone_lr_scale: float = 1.0
+
+    @property
+    def pretrained(self) -> bool:
+        return self.backbone is not None
+
+    @property
+    def probe(self) -> bool:
+        return self.recipe == LINEAR_PROBE
 
     def hyperparameters(self, epochs: float) -> dict[str, Scalar]:
-        return {
+        values: dict[str, Scalar] = {
             "lr": self.lr,
             "weight_decay": self.weight_decay,
             "batch_size": self.batch_size,
@@ -49,15 +86,23 @@ class Config:
             "augmentation": self.augmentation,
             "epochs": epochs,
         }
+        if self.recipe != TRAIN:
+            values["recipe"] = self.recipe
+        if self.backbone_lr_scale != 1.0:
+            values["backbone_lr_scale"] = self.backbone_lr_scale
+        return values
 
 
-def config_of(model: str, hyperparameters: dict[str, Scalar]) -> Config:
+def config_of(
+    model: str, hyperparameters: dict[str, Scalar], backbone: str | None = None
+) -> Config:
     """The configuration a trial runs, read back from its status (defaults filled)."""
 
     def number(key: str, default: float) -> float:
         value = hyperparameters.get(key, default)
         return float(value) if isinstance(value, int | float) else default
 
+    recipe = hyperparameters.get("recipe", TRAIN)
     return Config(
         model=model,
         input_size=int(number("input_size", 224)),
@@ -65,6 +110,9 @@ def config_of(model: str, hyperparameters: dict[str, Scalar]) -> Config:
         lr=number("lr", 1e-3),
         weight_decay=number("weight_decay", 0.05),
         augmentation=number("augmentation", 0.5),
+        recipe=recipe if isinstance(recipe, str) else TRAIN,
+        backbone=backbone,
+        backbone_lr_scale=number("backbone_lr_scale", 1.0),
     )
 
 
@@ -83,29 +131,91 @@ def _sig(value: float) -> float:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    models: tuple[Backbone, ...]  # the backbones the search may use, cheapest first
+    models: tuple[Backbone, ...]  # the scratch backbones the search may use, cheapest first
     preferred: tuple[Backbone, ...]  # of those, the ones suited to the data: sampled
     sides: tuple[int, ...]
     default_side: int
     batch_sizes: tuple[int, ...]
     default_batch: int
+    # Catalogued backbones to fine-tune, cheapest first; empty: scratch training only.
+    catalog: tuple[PretrainedBackbone, ...] = ()
+    catalog_sides: tuple[int, ...] = ()  # the side each catalog entry is fed by default
+    scratch: bool = True  # whether training from scratch is part of the search
+
+    @property
+    def pretrained(self) -> bool:
+        return bool(self.catalog)
+
+    def backbone_of(self, config: Config) -> Backbone:
+        """What a configuration's backbone costs (the catalog's, else the ladder's)."""
+        for entry in self.catalog:
+            if entry.name == config.backbone:
+                return catalog_backbone(entry)
+        return find_backbone(config.model)
+
+    def cheapest(self) -> Backbone:
+        """The cheapest backbone any configuration of this space uses."""
+        if self.catalog:
+            return catalog_backbone(self.catalog[0])
+        return self.models[0]
 
     def restrict(self, keep: Callable[[Backbone], bool]) -> "SearchSpace":
         """The space without the backbones `keep` refuses (the cheapest always stays)."""
         models = tuple(b for b in self.models if keep(b)) or self.models[:1]
         preferred = tuple(b for b in self.preferred if b in models) or models
-        return SearchSpace(
-            models, preferred, self.sides, self.default_side, self.batch_sizes, self.default_batch
+        kept = [
+            (entry, side)
+            for entry, side in zip(self.catalog, self.catalog_sides, strict=True)
+            if keep(catalog_backbone(entry))
+        ] or list(zip(self.catalog[:1], self.catalog_sides[:1], strict=True))
+        return replace(
+            self,
+            models=models,
+            preferred=preferred,
+            catalog=tuple(e for e, _ in kept),
+            catalog_sides=tuple(s for _, s in kept),
+        )
+
+    # -- the configurations -------------------------------------------------------
+    def probe(self) -> Config:
+        """A linear probe of the cheapest catalogued backbone: features once, a linear
+        classifier on them. Cheap anywhere, and the floor the search must clear."""
+        entry, side = self.catalog[0], self.catalog_sides[0]
+        return Config(
+            entry.architecture,
+            side,
+            self.default_batch,
+            1e-3,
+            0.0,
+            0.0,
+            recipe=LINEAR_PROBE,
+            backbone=entry.name,
         )
 
     def default(self) -> Config:
-        """A robust recipe: a ResNet suited to the data, the trainer's default knobs."""
+        """A robust recipe: with a catalog, the probe then fine-tuning of its cheapest
+        backbone; else a ResNet suited to the data with the trainer's default knobs."""
+        if self.catalog:
+            entry, side = self.catalog[0], self.catalog_sides[0]
+            return Config(
+                entry.architecture,
+                side,
+                self.default_batch,
+                1e-3,
+                0.05,
+                0.3,
+                recipe=PROBE_FINETUNE,
+                backbone=entry.name,
+                backbone_lr_scale=0.1,
+            )
         names = [b.name for b in self.preferred]
         model = next((m for m in ROBUST if m in names), self.preferred[-1].name)
         lr = 1e-3 * (VIT_LR_SCALE if _is_vit(model) else 1.0)
         return Config(model, self.default_side, self.default_batch, lr, 0.05, 0.5)
 
     def sample(self, rng: random.Random) -> Config:
+        if self.catalog and (not self.scratch or rng.random() < PRETRAINED_SHARE):
+            return self._sample_pretrained(rng)
         model = rng.choice(self.preferred).name
         lr = _log_uniform(rng, *LR_RANGE) * (VIT_LR_SCALE if _is_vit(model) else 1.0)
         return Config(
@@ -117,18 +227,39 @@ class SearchSpace:
             augmentation=round(rng.uniform(*AUGMENTATION_RANGE), 2),
         )
 
-    def neighbour(self, config: Config, rng: random.Random) -> Config:
-        """A configuration near one that did well: same backbone, nearby knobs."""
-        low, high = AUGMENTATION_RANGE
-        augmentation = min(high, max(low, config.augmentation + rng.uniform(-0.2, 0.2)))
-        sides = sorted(self.sides, key=lambda s: abs(s - config.input_size))[:2]
+    def _sample_pretrained(self, rng: random.Random) -> Config:
+        entry = rng.choice(self.catalog)
         return Config(
-            model=config.model,
+            model=entry.architecture,
+            input_size=rng.choice(pretrained_sides(entry)),
+            batch_size=rng.choice(self.batch_sizes),
+            lr=_sig(_log_uniform(rng, *FINETUNE_LR_RANGE)),
+            weight_decay=_sig(_log_uniform(rng, *WEIGHT_DECAY_RANGE)),
+            augmentation=round(rng.uniform(*FINETUNE_AUGMENTATION_RANGE), 2),
+            recipe=rng.choice((PROBE_FINETUNE, PROBE_FINETUNE, TRAIN)),
+            backbone=entry.name,
+            backbone_lr_scale=_sig(_log_uniform(rng, *BACKBONE_LR_SCALE_RANGE)),
+        )
+
+    def neighbour(self, config: Config, rng: random.Random) -> Config:
+        """A configuration near one that did well: same backbone and recipe, nearby knobs."""
+        if config.probe:
+            return self.sample(rng)  # a probe has no knobs worth perturbing
+        low, high = FINETUNE_AUGMENTATION_RANGE if config.pretrained else AUGMENTATION_RANGE
+        augmentation = min(high, max(low, config.augmentation + rng.uniform(-0.2, 0.2)))
+        entry = next((e for e in self.catalog if e.name == config.backbone), None)
+        around = pretrained_sides(entry) if entry is not None else self.sides
+        sides = sorted(around, key=lambda s: abs(s - config.input_size))[:2]
+        scale = config.backbone_lr_scale
+        if config.pretrained:
+            scale = min(1.0, _sig(scale * 2 ** rng.uniform(-1, 1)))
+        return replace(
+            config,
             input_size=rng.choice(sides),
-            batch_size=config.batch_size,
             lr=_sig(config.lr * 2 ** rng.uniform(-1, 1)),
             weight_decay=_sig(config.weight_decay * 2 ** rng.uniform(-1, 1)),
             augmentation=round(augmentation, 2),
+            backbone_lr_scale=scale,
         )
 
 
@@ -145,15 +276,46 @@ def _sides(default: int) -> tuple[int, ...]:
     return tuple(s for s in INPUT_SIDES if default // 2 <= s <= min(288, default * 2))
 
 
-def build_space(facts: DatasetFacts, allowed: Sequence[str] = ()) -> SearchSpace:
-    """Every backbone the search may use for this data (spec.search.models, else the
-    ladder), the preferred ones first among equals, and the knobs' ranges."""
+def scratch_worthwhile(facts: DatasetFacts) -> bool:
+    """Whether the data is large enough for training from scratch to compete with
+    fine-tuning a pretrained backbone."""
     train, _ = split_images(facts)
-    models = (
-        tuple(sorted((find_backbone(n) for n in allowed), key=lambda b: b.relative_cost))
-        if allowed
-        else BACKBONES
+    per_class = train / max(1, facts.classes)
+    return train >= SCRATCH_MIN_IMAGES and per_class >= SCRATCH_MIN_IMAGES_PER_CLASS
+
+
+def allowed_catalog(
+    catalog: Sequence[PretrainedBackbone], allowed: Sequence[str]
+) -> tuple[PretrainedBackbone, ...]:
+    """The catalog entries spec.search.models allows (all when it names none)."""
+    if not allowed:
+        return tuple(catalog)
+    return tuple(e for e in catalog if e.name in allowed or e.architecture in allowed)
+
+
+def build_space(
+    facts: DatasetFacts,
+    allowed: Sequence[str] = (),
+    catalog: Sequence[PretrainedBackbone] = (),
+) -> SearchSpace:
+    """Every backbone the search may use for this data (spec.search.models, else the
+    catalog and the ladder), the preferred ones first among equals, and the knobs'
+    ranges. `catalog`: the verified catalogued backbones for the job's task."""
+    train, _ = split_images(facts)
+    entries = sorted(
+        allowed_catalog(catalog, allowed),
+        key=lambda e: (catalog_backbone(e).relative_cost, e.name),
     )
+    catalogued = {name for e in entries for name in (e.name, e.architecture)}
+    scratch_names = [n for n in allowed if n not in catalogued]
+    if allowed:
+        models = tuple(sorted((find_backbone(n) for n in scratch_names), key=_cost))
+    else:
+        models = BACKBONES
+    scratch = not entries or (bool(models) and (bool(allowed) or scratch_worthwhile(facts)))
+    if not models:
+        # Only catalogued backbones allowed: the ladder is kept for pricing, never sampled.
+        models, scratch = BACKBONES, False
     preferred = tuple(
         b
         for b in models
@@ -161,4 +323,18 @@ def build_space(facts: DatasetFacts, allowed: Sequence[str] = ()) -> SearchSpace
     )
     side = default_input_side(facts)
     batches, batch = _batches(train)
-    return SearchSpace(models, preferred or models, _sides(side), side, batches, batch)
+    return SearchSpace(
+        models,
+        preferred or models[:1],  # data smaller than every preference: the cheapest
+        _sides(side),
+        side,
+        batches,
+        batch,
+        catalog=tuple(entries),
+        catalog_sides=tuple(pretrained_side(facts, e) for e in entries),
+        scratch=scratch,
+    )
+
+
+def _cost(backbone: Backbone) -> float:
+    return backbone.relative_cost

@@ -1,0 +1,85 @@
+"""Which catalogued backbones a job may fine-tune, and what the user is told when it
+has none.
+
+The catalog is the cluster's Backbone objects; validation reads and verifies the
+weights of those serving the job's task, and the search fine-tunes only what it
+verified. With no catalog and few images per class the job still runs (from scratch),
+but says plainly, as a condition and an Event, that the model is unlikely to be good.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from tailor_contract import PretrainedBackbone
+from tailor_contract.cost import split_images
+from tailor_operator.core.conditions import set_condition
+from tailor_operator.core.search.cost import facts_from
+from tailor_operator.core.status import Condition, TrainingJobStatus
+
+PRETRAINED = "Pretrained"  # condition type: does the search fine-tune pretrained weights?
+# Below this many training images per class a network trained from scratch rarely
+# generalises; a pretrained backbone is what makes such data useful.
+FEW_IMAGES_PER_CLASS = 100
+SCRATCH_REASON = "TrainingFromScratch"
+
+
+def for_task(catalog: Sequence[PretrainedBackbone], task: str) -> list[PretrainedBackbone]:
+    """The catalog entries that serve a task, by name (stable order)."""
+    return sorted((e for e in catalog if e.serves(task)), key=lambda e: e.name)
+
+
+def verified_entries(
+    offered: Sequence[PretrainedBackbone], verified: Sequence[str]
+) -> list[PretrainedBackbone]:
+    names = set(verified)
+    return [e for e in offered if e.name in names]
+
+
+def images_per_class(status: TrainingJobStatus) -> float | None:
+    summary = status.validation.dataset
+    if summary is None or summary.classes <= 0:
+        return None
+    train, _ = split_images(facts_from(summary))
+    return train / summary.classes
+
+
+def pretrained_situation(status: TrainingJobStatus) -> tuple[bool, str, str] | None:
+    """(fine-tunes pretrained weights?, reason, message) once validation has said which
+    backbones are usable; None before."""
+    validation = status.validation
+    if validation.state != "Succeeded":
+        return None
+    if validation.backbones:
+        names = ", ".join(e.name for e in validation.backbones)
+        return True, "Catalog", f"fine-tunes catalogued backbones: {names}"
+    unusable = "; ".join(f"{n}: {why}" for n, why in sorted(validation.unusable_backbones.items()))
+    why = f" (catalogued but unusable: {unusable})" if unusable else ""
+    per_class = images_per_class(status)
+    if per_class is not None and per_class < FEW_IMAGES_PER_CLASS:
+        return (
+            False,
+            SCRATCH_REASON,
+            f"no pretrained backbone is catalogued for this task{why}: training from "
+            f"scratch on about {per_class:.0f} images per class is unlikely to "
+            "generalise. Ask your platform team to import one (tailor-models import), "
+            "or bring more images",
+        )
+    return False, "NoCatalog", f"trains from scratch: no backbone is catalogued{why}"
+
+
+def pretrained_condition(
+    status: TrainingJobStatus, generation: int, now: datetime
+) -> Condition | None:
+    found = pretrained_situation(status)
+    if found is None:
+        return None
+    truth, reason, message = found
+    return set_condition(
+        status.conditions,
+        PRETRAINED,
+        "True" if truth else "False",
+        reason,
+        message,
+        generation,
+        now,
+    )

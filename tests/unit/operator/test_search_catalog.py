@@ -1,0 +1,216 @@
+"""The search with a catalog of pretrained backbones: probe first, fine-tuning recipes,
+scratch training only for large data, and never done below the cheap references."""
+
+import random
+from datetime import timedelta
+
+import pytest
+
+from tailor_contract import PretrainedBackbone
+from tailor_contract.cost import (
+    REFERENCE,
+    minimum_catalog_search_gpu_seconds,
+    minimum_search_gpu_seconds,
+    probe_gpu_seconds,
+)
+from tailor_operator.core.planner import PlannerView
+from tailor_operator.core.search import AutoMLPlanner
+from tailor_operator.core.search.cost import facts_from
+from tailor_operator.core.search.space import (
+    LINEAR_PROBE,
+    PROBE_FINETUNE,
+    build_space,
+)
+from tailor_operator.core.status import (
+    AttemptPhase,
+    AttemptRecord,
+    Billing,
+    BudgetStatus,
+    DatasetSummary,
+    Outcome,
+    StopReason,
+    TrialState,
+    TrialStatus,
+)
+from tests.unit.operator.factories import T0, job
+
+METRIC = "top1_accuracy"
+LITE0 = PretrainedBackbone(
+    name="efficientnet-lite0",
+    architecture="tf_efficientnet_lite0",
+    weights="s3://models/catalog/efficientnet-lite0.safetensors",
+    digest="sha256:" + "a" * 64,
+    input_size=224,
+    mean=(0.5, 0.5, 0.5),
+    std=(0.5, 0.5, 0.5),
+    gmacs=0.39,
+)
+MOBILENET = LITE0.model_copy(
+    update={"name": "mobilenetv2", "architecture": "mobilenetv2_100", "gmacs": 0.30}
+)
+
+
+def data(images: int = 100, classes: int = 10, side: float = 28.0, majority: float = 0.1):
+    return DatasetSummary(
+        images=images,
+        classes=classes,
+        mean_width=side,
+        mean_height=side,
+        digest="d",
+        eval_images=images,
+        majority_fraction=majority,
+    )
+
+
+def view(trials=(), seconds=600.0, catalog=(LITE0,), summary=None, **spec) -> PlannerView:
+    trials = list(trials)
+    return PlannerView(
+        spec=job(**spec).spec,
+        dataset=summary or data(),
+        trials=trials,
+        budget=BudgetStatus(
+            limit_gpu_seconds=seconds,
+            charged_gpu_seconds=sum(t.charged_gpu_seconds for t in trials),
+        ),
+        default_model="resnet50",
+        seed=3,
+        catalog=catalog,
+    )
+
+
+def scored(name: str, value: float, hyperparameters: dict, backbone: str | None) -> TrialStatus:
+    record = AttemptRecord(
+        attempt=1,
+        pod=f"job-{name}-1",
+        phase=AttemptPhase.FINISHED,
+        created_at=T0,
+        started_at=T0,
+        finished_at=T0 + timedelta(minutes=int(name[1:]) + 1),
+        gpus=1,
+        calibration_factor=1.0,
+        allowance_gpu_seconds=50.0,
+        outcome=Outcome.COMPLETED,
+        billing=Billing.CHARGED,
+        gpu_seconds=20.0,
+        charged_gpu_seconds=20.0,
+        metrics={METRIC: value},
+        epochs=float(hyperparameters.get("epochs", 1.0)),
+    )
+    return TrialStatus(
+        name=name,
+        model="tf_efficientnet_lite0",
+        backbone=backbone,
+        hyperparameters=hyperparameters,
+        allowance_gpu_seconds=50.0,
+        state=TrialState.SUCCEEDED,
+        metrics={METRIC: value},
+        primary_metric=METRIC,
+        charged_gpu_seconds=20.0,
+        attempts=[record],
+    )
+
+
+def test_with_a_catalog_the_probe_comes_first_then_fine_tuning():
+    decision = AutoMLPlanner().decide(view(resources={"maxParallelTrials": 3}, seconds=3600))
+    probe, default, *rest = decision.new_trials
+    assert (probe.name, probe.backbone, probe.hyperparameters["recipe"]) == (
+        "t0",
+        "efficientnet-lite0",
+        LINEAR_PROBE,
+    )
+    assert probe.model == "tf_efficientnet_lite0"
+    # The probe is cheap: its allowance is its own price, not a rung's.
+    assert probe.allowance_gpu_seconds < default.allowance_gpu_seconds
+    assert default.hyperparameters["recipe"] == PROBE_FINETUNE
+    assert default.backbone == "efficientnet-lite0"
+    assert float(default.hyperparameters["backbone_lr_scale"]) < 1.0
+    # Tiny images are fed to an ImageNet backbone at no less than 128 px.
+    assert int(default.hyperparameters["input_size"]) >= 128
+    for proposal in rest:
+        assert proposal.backbone is not None  # 10 images per class: never from scratch
+    assert sum(p.allowance_gpu_seconds for p in decision.new_trials) <= 3600
+
+
+@pytest.mark.parametrize(
+    ("images", "classes", "scratch"),
+    [(100, 10, False), (4_000, 10, False), (60_000, 10, True), (60_000, 1000, False)],
+)
+def test_scratch_training_joins_only_when_the_data_is_large(images, classes, scratch):
+    space = build_space(facts_from(data(images, classes)), (), (LITE0, MOBILENET))
+    assert space.scratch == scratch
+    drawn = [space.sample(random.Random(i)) for i in range(200)]
+    assert any(c.backbone is None for c in drawn) == scratch
+    assert {c.backbone for c in drawn if c.backbone} == {"efficientnet-lite0", "mobilenetv2"}
+    assert not any(c.model.startswith("test_") for c in drawn)
+
+
+def test_spec_search_models_narrow_the_catalog_by_name_or_architecture():
+    space = build_space(facts_from(data()), ("mobilenetv2_100",), (LITE0, MOBILENET))
+    assert [e.name for e in space.catalog] == ["mobilenetv2"]
+    assert not space.scratch  # only catalogued backbones were named
+
+
+def test_the_cheapest_search_with_a_catalog_is_one_probe():
+    facts = facts_from(data())
+    minimum = minimum_catalog_search_gpu_seconds(facts, [LITE0, MOBILENET])
+    assert minimum == round(min(probe_gpu_seconds(facts, e) for e in (LITE0, MOBILENET)), 1)
+    assert minimum < minimum_search_gpu_seconds(facts)
+    planner = AutoMLPlanner()
+    spec = job().spec
+    assert planner.minimum_gpu_seconds(spec, data(), "resnet50", [LITE0]) == round(
+        probe_gpu_seconds(facts, LITE0, REFERENCE), 1
+    )
+    assert planner.first_model(spec, "resnet50", [LITE0, MOBILENET]) == "mobilenetv2_100"
+
+
+def test_a_budget_for_the_probe_alone_runs_the_probe_and_ends():
+    probe_cost = probe_gpu_seconds(facts_from(data()), LITE0) / 0.85
+    decision = AutoMLPlanner().decide(view(seconds=probe_cost + 1))
+    assert [p.hyperparameters["recipe"] for p in decision.new_trials] == [LINEAR_PROBE]
+
+
+PROBE_HP = {"recipe": LINEAR_PROBE, "input_size": 128, "batch_size": 16, "epochs": 1.0}
+TUNE_HP = {
+    "recipe": PROBE_FINETUNE,
+    "input_size": 128,
+    "batch_size": 16,
+    "epochs": 10.0,
+    "lr": 0.001,
+    "backbone_lr_scale": 0.1,
+}
+
+
+def test_the_probe_is_never_promoted_even_when_it_leads():
+    trials = [
+        scored("t0", 0.9, PROBE_HP, "efficientnet-lite0"),
+        scored("t1", 0.5, TUNE_HP, "efficientnet-lite0"),
+        scored("t2", 0.4, TUNE_HP, "efficientnet-lite0"),
+        scored("t3", 0.3, TUNE_HP, "efficientnet-lite0"),
+    ]
+    decision = AutoMLPlanner().decide(view(trials, seconds=3600))
+    assert "t0" not in [p.name for p in decision.promotions]
+
+
+@pytest.mark.parametrize(
+    ("majority", "stops"),
+    [(0.2, True), (0.95, False)],  # best 0.9: above a 20% majority class, below a 95% one
+)
+def test_the_search_is_never_done_below_the_majority_class(majority, stops):
+    # A plateau: every result the same, the probe included, and a promoted trial that
+    # gained nothing from its second rung.
+    trials = [
+        scored(f"t{i}", 0.9, PROBE_HP if i == 0 else TUNE_HP, "efficientnet-lite0")
+        for i in range(24)
+    ]
+    promoted = trials[1]
+    again = promoted.attempts[0].model_copy(
+        update={"attempt": 2, "pod": "job-t1-2", "finished_at": T0 + timedelta(hours=2)}
+    )
+    promoted.attempts.append(again)
+    promoted.charged_gpu_seconds = 40.0
+    summary = data(majority=majority)
+    decision = AutoMLPlanner().decide(view(trials, seconds=100_000, summary=summary))
+    if stops:
+        assert decision.done in (StopReason.NO_IMPROVEMENT, StopReason.CONVERGED)
+    else:
+        assert decision.done in (None, StopReason.BUDGET_EXHAUSTED)
