@@ -28,6 +28,7 @@ tools:  ## build the pinned Go binaries (once per version; cached in ~/.cache/ta
 	@for module in $(GO_TOOLS); do hack/build-tools.sh $$module >/dev/null || exit 1; done
 	@command -v prometheus >/dev/null || { echo "prometheus is missing: apt-get install prometheus" >&2; exit 1; }
 	@command -v lua5.1 >/dev/null || { echo "lua5.1 is missing (Argo CD health check tests): apt-get install lua5.1" >&2; exit 1; }
+	@command -v chromium >/dev/null || { echo "chromium is missing (evaluation report tests render in it): apt-get install -y --no-install-recommends chromium" >&2; exit 1; }
 	@# The chart tests read the Prometheus Operator's CRDs from this pinned module.
 	@cd hack/tools/prometheus-operator && GOFLAGS=-mod=readonly go mod download
 

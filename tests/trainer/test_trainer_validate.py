@@ -338,3 +338,125 @@ def test_validate_needs_a_dataset_or_a_config(capsys):
         main(["validate"])
     assert usage.value.code == 2
     assert "--annotations" in capsys.readouterr().err
+
+
+def _relabel(local_dataset, categories: list[int]) -> None:
+    """Gives the dataset's images these category ids, in order."""
+    for annotation, category in zip(local_dataset.document["annotations"], categories, strict=True):
+        annotation["category_id"] = category
+    local_dataset.save()
+
+
+def test_majority_fraction_is_the_most_common_class_share_of_the_evaluation_split(
+    local_dataset,
+):
+    # 8 / 2 / 2 training images; no evaluation file: the trainer's stratified split.
+    _relabel(local_dataset, [1] * 8 + [2] * 2 + [3] * 2)
+    facts = _check(local_dataset.annotations).result.dataset
+    assert facts is not None
+    assert facts.majority_fraction == pytest.approx(1 / 3)  # one image of each (20%, at least 1)
+    half = _check(local_dataset.annotations, eval_fraction=0.5).result.dataset
+    assert half is not None
+    assert half.majority_fraction == pytest.approx(4 / 6)  # 4 / 1 / 1
+
+    # An evaluation file is used as it is.
+    document = local_dataset.document
+    local_dataset.document = json.loads(json.dumps(document))
+    _relabel(local_dataset, [1] * 9 + [2] * 2 + [3])
+    evaluation = local_dataset.save("eval.json")
+    local_dataset.document = document
+    local_dataset.save()
+    facts = _check(local_dataset.annotations, evaluation=evaluation).result.dataset
+    assert facts is not None
+    assert facts.majority_fraction == pytest.approx(9 / 12)
+
+    multilabel = _check(local_dataset.annotations, task="multilabel").result.dataset
+    assert multilabel is not None
+    assert multilabel.majority_fraction is None
+
+
+def _catalog(tmp_path) -> list:
+    """Catalog entries, one good, the others broken each in its own way."""
+    from safetensors.torch import save_file
+
+    from tailor_contract import PretrainedBackbone
+    from tailor_trainer.model import create_model
+    from tailor_trainer.pretrained import sha256_digest
+
+    weights = tmp_path / "test-resnet.safetensors"
+    state = create_model("test_resnet", 1000).state_dict()
+    save_file({k: v.contiguous() for k, v in state.items()}, str(weights))
+    digest = sha256_digest(weights.read_bytes())
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"not safetensors at all")
+
+    def entry(name: str, **fields) -> PretrainedBackbone:
+        values = {"architecture": "test_resnet", "weights": str(weights), "digest": digest}
+        return PretrainedBackbone(name=name, gmacs=0.1, **{**values, **fields})
+
+    return [
+        entry("good"),
+        entry("tampered", digest="sha256:" + "1" * 64),
+        entry("missing", weights=str(tmp_path / "absent.safetensors")),
+        entry("other-architecture", architecture="test_efficientnet"),
+        entry("typo", architecture="resnet_typo"),
+        entry("garbage", weights=str(garbage), digest=sha256_digest(garbage.read_bytes())),
+    ]
+
+
+def test_validation_verifies_the_catalog_and_names_what_is_wrong(local_dataset, tmp_path):
+    catalog = _catalog(tmp_path)
+    report = _check(local_dataset.annotations, catalog=tuple(catalog))
+    assert report.code == ExitCode.SUCCESS  # a bad catalog entry never fails the dataset
+    assert report.result.verified_backbones == ["good"]
+    unusable = report.result.unusable_backbones
+    assert set(unusable) == {"tampered", "missing", "other-architecture", "typo", "garbage"}
+    assert "sha256:" + "1" * 64 in unusable["tampered"]
+    assert catalog[0].digest in unusable["tampered"]  # what the file really is
+    assert "absent.safetensors" in unusable["missing"]
+    assert "not found" in unusable["missing"]
+    assert "do not load into" in unusable["other-architecture"]
+    assert "'test_efficientnet'" in unusable["other-architecture"]
+    assert "no architecture 'resnet_typo'" in unusable["typo"]
+    assert "not safetensors" in unusable["garbage"]
+    assert all(len(reason) <= 400 for reason in unusable.values())
+
+
+def test_the_validation_pod_verifies_the_catalog_in_its_config(
+    local_dataset, tmp_path, termination_log, capsys
+):
+    from tailor_contract import DatasetRef, TrialConfig
+
+    catalog = _catalog(tmp_path)[:2]
+
+    def config_file(annotations: str) -> str:
+        config = TrialConfig(
+            job="team-a/insects",
+            trial="validate",
+            attempt=1,
+            task="classification",
+            dataset=DatasetRef(train=annotations),
+            model="test_resnet",
+            catalog=catalog,
+            hyperparameters={"eval_fraction": 0.5},
+            allowance_gpu_seconds=1e9,
+            calibration_factor=1.0,
+            gpus=0,
+            output=str(tmp_path / "out"),
+        )
+        path = tmp_path / "trial.json"
+        path.write_text(config.model_dump_json())
+        return str(path)
+
+    _relabel(local_dataset, [1] * 8 + [2] * 2 + [3] * 2)
+    assert main(["validate", "--config", config_file(local_dataset.annotations)]) == 0
+    message = AttemptResult.model_validate_json(termination_log.read_text())
+    assert message.verified_backbones == ["good"]
+    assert list(message.unusable_backbones) == ["tampered"]
+    assert message.dataset is not None
+    assert message.dataset.majority_fraction == pytest.approx(4 / 6)  # the config's split
+
+    local_dataset.image_path(0).unlink()  # the dataset decides the exit code
+    assert main(["validate", "--config", config_file(local_dataset.annotations)]) == 65
+    message = AttemptResult.model_validate_json(termination_log.read_text())
+    assert message.verified_backbones == ["good"]

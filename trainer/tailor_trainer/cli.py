@@ -32,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--config",
         help="a TrialConfig JSON (what the operator's validation pod mounts): dataset, task, "
-        "endpoint, and the job's budget as allowance_gpu_seconds",
+        "endpoint, the job's budget as allowance_gpu_seconds, and the backbone catalog to "
+        "verify",
     )
     check.add_argument("--evaluation", help="evaluation annotation file URI")
     check.add_argument("--task", choices=["classification", "multilabel"], default="classification")
@@ -66,13 +67,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from tailor_contract import Hyperparameters, PretrainedBackbone
     from tailor_contract.cost import REFERENCE
     from tailor_trainer.validate import ValidateOptions, validate
 
     cost = REFERENCE
+    catalog: tuple[PretrainedBackbone, ...] = ()
+    eval_fraction, seed = Hyperparameters().eval_fraction, 0
     if args.config:
         # The operator's validation pod: its allowance is the whole job's budget.
-        from tailor_trainer.config import load_trial_config
+        from tailor_trainer.config import hyperparameters_of, load_trial_config
 
         config = load_trial_config(args.config)
         args.annotations = config.dataset.train
@@ -85,6 +89,9 @@ def _validate(args: argparse.Namespace) -> int:
             args.budget_gpu_seconds = config.allowance_gpu_seconds
         # The operator's prices: its search and this check agree on the minimum.
         cost = config.cost_model or REFERENCE
+        # The catalog to verify, and the evaluation split the trials will score on.
+        catalog = tuple(config.catalog)
+        eval_fraction, seed = hyperparameters_of(config).eval_fraction, config.seed
     options = ValidateOptions(
         annotations=args.annotations,
         evaluation=args.evaluation,
@@ -96,6 +103,9 @@ def _validate(args: argparse.Namespace) -> int:
         min_images_per_class=args.min_images_per_class,
         workers=args.workers,
         max_problems=args.max_problems,
+        catalog=catalog,
+        eval_fraction=eval_fraction,
+        seed=seed,
     )
     report = validate(Storage(args.endpoint), options)
     print(json.dumps(report.to_json(), indent=2))

@@ -130,6 +130,20 @@ def _sha256(path: Path) -> str:
     return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def list_in_card(storage: Storage, target: str, files: dict[str, str]) -> None:
+    """Adds files written after the bundle (the evaluation report: relative name -> sha256)
+    to its model card, if the card is there; the page is named under "report"."""
+    uri = join(target, "model_card.json")
+    if not storage.exists(uri):
+        return
+    card = json.loads(storage.read(uri))
+    card["files"] = {**card.get("files", {}), **files}
+    pages = [name for name in files if name.endswith(".html")]
+    if pages:
+        card["report"] = pages[0]
+    storage.write(uri, json.dumps(card, indent=2).encode())
+
+
 def export_trial(
     storage: Storage,
     output: str,

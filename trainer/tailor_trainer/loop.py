@@ -1,6 +1,7 @@
 """One training step, and the pieces it is built from: loss, precision, memory format."""
 
 import contextlib
+import types
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
@@ -54,6 +55,21 @@ def prepare_model(model: torch.nn.Module, world: World, hp: Hyperparameters) -> 
         compiled: torch.nn.Module = torch.compile(model)  # type: ignore[assignment]
         return compiled
     return model
+
+
+def _held_train(module: torch.nn.Module, mode: bool = True) -> torch.nn.Module:
+    return torch.nn.Module.train(module, False)
+
+
+def hold_norm_statistics(model: torch.nn.Module) -> None:
+    """Batch-norm layers stay in evaluation mode through every later model.train():
+    they normalise with their running (pretrained) statistics and never update them.
+    Their affine weights still train. The state dict is unchanged, so checkpoints and
+    exports load into a plain model."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.train = types.MethodType(_held_train, module)  # type: ignore[method-assign]
+            module.eval()
 
 
 class StepRunner:

@@ -9,7 +9,7 @@ from safetensors.torch import load as load_safetensors
 
 from tailor_trainer.data import DataConfig
 from tailor_trainer.errors import ConfigError
-from tailor_trainer.storage import ObjectNotFound, Storage
+from tailor_trainer.storage import ObjectNotFound, Storage, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -59,31 +59,46 @@ def classifier_keys(model: torch.nn.Module) -> tuple[str, ...]:
     return (names,) if isinstance(names, str) else tuple(names)
 
 
+def in_classifier(name: str, heads: tuple[str, ...]) -> bool:
+    """Whether a parameter or state key belongs to one of the classifier modules named
+    (`fc` holds `fc.weight`, not `fc1.weight`)."""
+    return any(name == head or name.startswith(head + ".") for head in heads)
+
+
+def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> bool:
+    """Strict loading, except a classifier: one of another shape (or none at all) is left
+    as initialised. Returns whether the classifier was left initialised."""
+    own = model.state_dict()
+    heads = classifier_keys(model)
+    dropped = [
+        key
+        for key, value in state.items()
+        if key in own and own[key].shape != value.shape and in_classifier(key, heads)
+    ]
+    state = {key: value for key, value in state.items() if key not in dropped}
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # a tensor of the wrong shape outside the classifier
+        raise ConfigError(f"weights at {source} do not fit model: {str(error)[:500]}") from error
+    missing = [key for key in missing if not in_classifier(key, heads)]
+    if missing or unexpected:
+        raise ConfigError(
+            f"weights at {source} do not fit this model: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}"
+        )
+    kept = any(in_classifier(key, heads) for key in state)
+    return not kept
+
+
 def load_weights(model: torch.nn.Module, storage: Storage, uri: str) -> None:
     """Pretrained safetensors weights; a classifier of another shape is left initialised."""
     try:
         state = load_safetensors(storage.read(uri))
     except ObjectNotFound as error:
         raise ConfigError(f"pretrained weights not found: {error}") from error
+    except StorageError:
+        raise  # transient: another attempt may read them
     except Exception as error:  # safetensors raises its own error types for bad files
         raise ConfigError(f"pretrained weights at {uri} are not safetensors: {error}") from error
-    own = model.state_dict()
-    heads = classifier_keys(model)
-    dropped = [
-        key
-        for key, value in state.items()
-        if key in own and own[key].shape != value.shape and key.startswith(heads)
-    ]
-    for key in dropped:
-        del state[key]
-    try:
-        missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as error:  # a tensor of the wrong shape outside the classifier
-        raise ConfigError(f"weights at {uri} do not fit model: {str(error)[:500]}") from error
-    missing = [key for key in missing if not key.startswith(heads)]
-    if missing or unexpected:
-        raise ConfigError(
-            f"weights at {uri} do not fit this model: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}"
-        )
-    log.info("loaded pretrained weights from %s (new classifier: %s)", uri, bool(dropped))
+    new_head = load_state(model, state, uri)
+    log.info("loaded pretrained weights from %s (new classifier: %s)", uri, new_head)

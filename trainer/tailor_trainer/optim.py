@@ -1,22 +1,53 @@
-"""AdamW with linear warmup and cosine decay, by step (so resuming mid-epoch is exact)."""
+"""AdamW with linear warmup and cosine decay, by step (so resuming mid-epoch is exact);
+the classifier at the peak learning rate, the backbone at a fraction of it."""
 
 import math
 from typing import Any
 
 import torch
 from timm.optim._optim_factory import create_optimizer_v2
+from timm.optim._param_groups import param_groups_weight_decay
 from torch.optim.lr_scheduler import LambdaLR
 
 from tailor_contract import Hyperparameters
+from tailor_trainer.model import classifier_keys, in_classifier
+
+
+def param_groups(model: torch.nn.Module, hp: Hyperparameters) -> list[dict[str, Any]]:
+    """timm's weight-decay groups (no decay on biases, norm weights and the model's
+    `no_weight_decay()` names), each split into the classifier at `lr` and the rest at
+    `lr * backbone_lr_scale`. Classifier groups come first: `param_groups[0]["lr"]` is
+    the peak learning rate the logs show. Frozen parameters are left out."""
+    no_weight_decay: set[str] = getattr(model, "no_weight_decay", set)()
+    groups = param_groups_weight_decay(
+        model, weight_decay=hp.weight_decay, no_weight_decay_list=no_weight_decay
+    )
+    heads = classifier_keys(model)
+    classifier = {id(p) for name, p in model.named_parameters() if in_classifier(name, heads)}
+    split: list[dict[str, Any]] = []
+    for part, lr in (("classifier", hp.lr), ("backbone", hp.lr * hp.backbone_lr_scale)):
+        for group in groups:
+            mine = [p for p in group["params"] if (id(p) in classifier) == (part == "classifier")]
+            if mine:
+                split.append(
+                    {"params": mine, "lr": lr, "weight_decay": group["weight_decay"], "part": part}
+                )
+    return split
 
 
 def create_optimizer(model: torch.nn.Module, hp: Hyperparameters) -> torch.optim.Optimizer:
-    """AdamW; biases and norm weights are left out of weight decay (timm's factory)."""
+    """AdamW over `param_groups`: biases and norm weights are left out of weight decay,
+    the backbone learns at lr * backbone_lr_scale."""
     on_cuda = next(model.parameters()).is_cuda
     # The fused CUDA kernel updates every tensor in one launch: measurably faster.
     extra: dict[str, Any] = {"fused": True} if on_cuda else {}
     optimizer: torch.optim.Optimizer = create_optimizer_v2(
-        model, opt="adamw", lr=hp.lr, weight_decay=hp.weight_decay, **extra
+        model,
+        opt="adamw",
+        lr=hp.lr,
+        weight_decay=hp.weight_decay,
+        param_group_fn=lambda module: param_groups(module, hp),
+        **extra,
     )
     return optimizer
 

@@ -74,7 +74,9 @@ def finish(
     result = AttemptResult(
         exit=code.name,
         reason=reason,
-        metrics=books.metrics if books else {},
+        # The metrics of the weights the export holds (the best checkpoint), not of the
+        # last evaluation: the search ranks, and the job reports, what is delivered.
+        metrics=(books.best_metrics or books.metrics) if books else {},
         steps=books.step if books else 0,
         images_seen=books.images_seen if books else 0,
         epochs=round(books.step / trial.per_epoch, 4) if trial and books else 0.0,
@@ -97,7 +99,9 @@ def finish(
                 "metric": trial.primary_metric,
                 "value": books.best_value,
                 "step": books.best_step,
+                "metrics": books.best_metrics,
             },
+            last_evaluation={"step": books.evaluated_at, "metrics": books.metrics},
             trial_gpu_seconds=round(books.gpu_seconds_before + allowance.used(), 3),
             versions=versions(),
         )

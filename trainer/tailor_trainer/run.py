@@ -3,6 +3,7 @@
 import logging
 import time
 
+import numpy as np
 import torch
 
 from tailor_contract import ExitCode, Hyperparameters, TrialConfig
@@ -13,11 +14,28 @@ from tailor_trainer.distributed import any_rank, barrier, init_world, shutdown
 from tailor_trainer.errors import AttemptEnded, Diverged, Interrupted
 from tailor_trainer.evaluate import predict, score
 from tailor_trainer.launch import launch, processes_wanted
+from tailor_trainer.loop import hold_norm_statistics
+from tailor_trainer.probe import (
+    AfterBatch,
+    Features,
+    broadcast_probe,
+    extract_features,
+    fit_linear_probe,
+    install_probe,
+    probe_logits,
+)
 from tailor_trainer.progress import Progress
 from tailor_trainer.result import finish, write_resolved_config
 from tailor_trainer.signals import StopRequest
 from tailor_trainer.storage import Storage, StorageError
-from tailor_trainer.trial import Trial, build_trial, checkpoint_state, restore, seed_everything
+from tailor_trainer.trial import (
+    Loader,
+    Trial,
+    build_trial,
+    checkpoint_state,
+    restore,
+    seed_everything,
+)
 
 log = logging.getLogger(__name__)
 LOWER_IS_BETTER = frozenset({"calibration_ece"})
@@ -76,13 +94,149 @@ class Attempt:
                     f"stopped by {self.stop.signal_name} during evaluation at step "
                     f"{books.step}; checkpoint {uri}"
                 )
-            evaluation = score(probabilities, targets, trial.multilabel, trial.hp.threshold)
-            books.metrics, books.confusion_matrix = evaluation.metrics, evaluation.confusion_matrix
-            self.progress.evaluated(books.step, books.metrics)
-            self._keep_if_best()
+            self._record(probabilities, targets)
         barrier(trial.world)
         books.evaluated_at = books.step
         self.reserve.observe("evaluation", time.monotonic() - started)
+
+    def _record(self, probabilities: np.ndarray, targets: np.ndarray) -> None:
+        """Scores an evaluation of the current weights; keeps them if they are the best."""
+        trial, books = self.trial, self.trial.books
+        evaluation = score(probabilities, targets, trial.multilabel, trial.hp.threshold)
+        books.metrics, books.confusion_matrix = evaluation.metrics, evaluation.confusion_matrix
+        self.progress.evaluated(books.step, books.metrics)
+        self._keep_if_best()
+
+    def run_recipe(self, resumed: bool) -> str:
+        """The recipe's work: "completed", or "allowance" when it stopped there.
+
+        train: the training loop. linear_probe: the probe alone. probe_finetune: the
+        probe, then the training loop from it. A resumed attempt never probes again:
+        its checkpoint holds the probe (or what training made of it)."""
+        recipe = self.trial.hp.recipe
+        if recipe != "train":
+            if resumed:
+                log.info("resumed %s: the checkpoint holds the probe's weights", recipe)
+            elif (stopped_by := self.probe()) != "completed":
+                return stopped_by
+            if recipe == "linear_probe":
+                return "completed"
+            # The probe was fitted on features under the pretrained normalisation
+            # statistics: fine-tuning keeps them, so the classifier stays valid from the
+            # first step (tiny batches would otherwise normalise with their own).
+            hold_norm_statistics(self.trial.plain)
+        return self.train()
+
+    def probe(self) -> str:
+        """Features of the evaluation split (main rank) and of the training split (every
+        rank), a linear classifier fitted on them and written into the model, evaluated
+        from the evaluation features. The allowance may cut the training pass short:
+        the probe is fitted on the images done ("allowance"). A signal abandons it:
+        there is nothing worth resuming, the next attempt computes it again."""
+        trial, books, world = self.trial, self.trial.books, self.trial.world
+        assert trial.probe_loader is not None
+        single = not world.distributed
+        started = time.monotonic()
+
+        def extract(loader: Loader, after_batch: AfterBatch) -> Features:
+            return extract_features(
+                trial.plain,
+                loader,
+                world.device,
+                trial.autocast,
+                trial.runner.channels_last,
+                after_batch,
+            )
+
+        def abandoned(split: str, done: int, total: int) -> Interrupted:
+            return Interrupted(
+                f"stopped by {self.stop.signal_name or 'a signal'} while computing the linear "
+                f"probe's features ({done} of {total} {split} images); nothing to resume: "
+                f"the next attempt computes them again"
+            )
+
+        evaluation: Features | None = None
+        if world.is_main and trial.eval_loader is not None:
+            # One process can stop here for a signal; several must stay in step.
+            evaluation = extract(
+                trial.eval_loader,
+                lambda _, __: "signal" if single and self.stop.requested else None,
+            )
+            if evaluation.stopped:
+                raise abandoned("evaluation", evaluation.count, evaluation.total)
+            self.reserve.observe("evaluation", time.monotonic() - started)
+            log.info(
+                "probe: features of %d evaluation images in %.1fs",
+                evaluation.count,
+                time.monotonic() - started,
+            )
+
+        def after_train_batch(done: int, seconds: float) -> str | None:
+            self.reserve.observe("step", seconds)
+            short = self.allowance.wall_left() <= self.reserve.total()
+            signal, allowance = any_rank(world, [self.stop.requested, short])
+            return "signal" if signal else "allowance" if allowance else None
+
+        since = time.monotonic()
+        train = extract(trial.probe_loader, after_train_batch)
+        if train.stopped == "signal":
+            raise abandoned("training", train.count, train.total)
+        log.info(
+            "probe: features of %d of %d training images in %.1fs%s",
+            train.count,
+            train.total,
+            time.monotonic() - since,
+            " (stopped at the allowance)" if train.stopped else "",
+        )
+        since = time.monotonic()
+        fit = fit_linear_probe(
+            train.features,
+            train.targets,
+            len(trial.dataset.classes),
+            trial.multilabel,
+            trial.hp.probe_weight_decay,
+        )
+        fit = broadcast_probe(world, fit)
+        install_probe(trial.plain, fit)
+        trial.count_probe(fit.iterations, train.count)
+        log.info(
+            "probe: fitted in %d L-BFGS iterations (%.1fs), training loss %.4f",
+            fit.iterations,
+            time.monotonic() - since,
+            fit.loss,
+        )
+        if evaluation is not None:
+            logits = probe_logits(evaluation.features, fit)
+            scores = torch.sigmoid(logits) if trial.multilabel else torch.softmax(logits, dim=1)
+            self._record(scores.cpu().numpy(), evaluation.targets.cpu().numpy())
+        barrier(world)
+        books.evaluated_at = books.step
+        if any_rank(world, [self.stop.requested])[0]:
+            uri = self.save()  # the probe is done: a retry resumes from it
+            raise Interrupted(
+                f"stopped by {self.stop.signal_name or 'a signal'} after the linear probe; "
+                f"checkpoint {uri}"
+            )
+        return "allowance" if train.stopped else "completed"
+
+    def reason(self, stopped_by: str) -> str:
+        """The result's reason, in the recipe's terms."""
+        trial, books = self.trial, self.trial.books
+        probe = (
+            f"a linear probe fitted on the features of {books.probe_images} of "
+            f"{len(trial.dataset.train)} training images ({books.probe_iterations} L-BFGS "
+            f"iterations)"
+        )
+        recipe = trial.hp.recipe
+        if recipe == "linear_probe":
+            allowance = "stopped at the GPU-second allowance: " if stopped_by != "completed" else ""
+            return allowance + probe
+        if stopped_by == "completed":
+            done = f"completed {trial.total_steps} steps"
+            return f"{probe}, then {done} of fine-tuning" if recipe == "probe_finetune" else done
+        if recipe == "probe_finetune" and books.step == 0:
+            return f"stopped at the GPU-second allowance after {probe}"
+        return f"stopped at the GPU-second allowance after {books.step} steps"
 
     def _keep_if_best(self) -> None:
         trial, books = self.trial, self.trial.books
@@ -93,6 +247,7 @@ class Attempt:
         if books.best_value is not None and sign * value <= sign * books.best_value:
             return
         books.best_value, books.best_step = value, books.step
+        books.best_metrics = dict(books.metrics)
         meta = {
             "model": trial.config.model,
             "task": trial.config.task,
@@ -228,20 +383,18 @@ def run(config: TrialConfig, hp: Hyperparameters, started: float) -> int:
         if world.is_main:
             write_resolved_config(trial)
         attempt = Attempt(trial, allowance, stop, progress)
-        stopped_by = attempt.train()
+        stopped_by = attempt.run_recipe(resumed=resume is not None)
         if trial.books.evaluated_at != trial.books.step:
             attempt.evaluate()
         attempt.save()
         export_uri = None
         if config.export and world.is_main:
             from tailor_trainer.exporter import export_trial
+            from tailor_trainer.report.collect import write_export_report
 
             export_uri = export_trial(storage, config.output)
-        reason = (
-            f"completed {trial.total_steps} steps"
-            if stopped_by == "completed"
-            else f"stopped at the GPU-second allowance after {trial.books.step} steps"
-        )
+            write_export_report(trial, export_uri, should_stop=lambda: stop.requested)
+        reason = attempt.reason(stopped_by)
         return end(ExitCode.SUCCESS, stopped_by, reason, export_uri=export_uri)
     except AttemptEnded as error:
         return end(error.code, error.stopped_by, error.reason, problems=error.problems)

@@ -1,4 +1,5 @@
-"""All object I/O of the trainer: local paths and S3-compatible stores behind one API.
+"""All object I/O of the trainer: local paths and S3-compatible stores behind one API,
+and read-only http(s):// (an in-cluster mirror of pretrained weights).
 
 This is the only module that touches boto3. Writes are atomic in both worlds: a
 temporary file renamed into place, or a temporary object copied to its key and
@@ -43,6 +44,45 @@ class S3Location:
 
 def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
+
+
+def is_http(uri: str) -> bool:
+    return uri.startswith(("https://", "http://"))
+
+
+HTTP_TIMEOUT_SECONDS = 60.0
+HTTP_ATTEMPTS = 3
+
+
+def _read_http(uri: str, method: str = "GET") -> bytes:
+    """GET (or HEAD) with a few retries; 401/403/404/410 are ObjectNotFound, the rest
+    StorageError (5xx, 429, network: retried first)."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(uri, method=method)
+    for attempt in range(HTTP_ATTEMPTS):
+        try:
+            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
+                data: bytes = response.read()
+                return data
+        except urllib.error.HTTPError as error:
+            if error.code in (401, 403, 404, 410):
+                raise ObjectNotFound(f"{uri}: HTTP {error.code} {error.reason}") from error
+            failure: StorageError = StorageError(f"{uri}: HTTP {error.code} {error.reason}")
+            if error.code < 500 and error.code != 429:
+                raise failure from error
+        except (urllib.error.URLError, OSError) as error:  # DNS, refused, timeout, reset
+            failure = StorageError(f"{uri}: {getattr(error, 'reason', error)}")
+        if attempt + 1 == HTTP_ATTEMPTS:
+            raise failure
+        time.sleep(0.5 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def _read_only(uri: str) -> ValueError:
+    return ValueError(f"{uri}: http(s) URIs can be read, not written, listed or deleted")
 
 
 def parse_s3(uri: str) -> S3Location:
@@ -108,6 +148,8 @@ class Storage:
             return self._client
 
     def read(self, uri: str) -> bytes:
+        if is_http(uri):
+            return _read_http(uri)
         if not is_s3(uri):
             try:
                 return local_path(uri).read_bytes()
@@ -123,6 +165,12 @@ class Storage:
             return response["Body"].read()
 
     def exists(self, uri: str) -> bool:
+        if is_http(uri):
+            try:
+                _read_http(uri, "HEAD")
+            except ObjectNotFound:
+                return False
+            return True
         if not is_s3(uri):
             return local_path(uri).is_file()
         location = parse_s3(uri)
@@ -135,6 +183,8 @@ class Storage:
 
     def write(self, uri: str, data: bytes) -> None:
         """Atomically replace the object at uri with data."""
+        if is_http(uri):
+            raise _read_only(uri)
         if not is_s3(uri):
             self._write_local(local_path(uri), data)
             return
@@ -165,6 +215,8 @@ class Storage:
             raise StorageError(f"{path}: {error}") from error
 
     def delete(self, uri: str) -> None:
+        if is_http(uri):
+            raise _read_only(uri)
         if not is_s3(uri):
             local_path(uri).unlink(missing_ok=True)
             return
@@ -174,6 +226,8 @@ class Storage:
 
     def list(self, prefix: str) -> list[str]:
         """URIs of the objects under a prefix (a folder for local paths), sorted."""
+        if is_http(prefix):
+            raise _read_only(prefix)
         if not is_s3(prefix):
             root = local_path(prefix)
             if not root.is_dir():

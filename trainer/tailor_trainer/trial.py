@@ -1,4 +1,5 @@
-"""Wires the factories into one trial: data, model, optimizer, scheduler, step, books."""
+"""Wires the factories into one trial: data, model (a catalogued backbone's weights, or
+the user's own), optimizer, scheduler, step, books."""
 
 import dataclasses
 import logging
@@ -14,6 +15,7 @@ from torch.utils.data import DataLoader
 from tailor_contract import Hyperparameters, TrialConfig
 from tailor_trainer import checkpoint
 from tailor_trainer.cache import CachedReader, default_cache_dir
+from tailor_trainer.coco import ImageEntry
 from tailor_trainer.config import primary_metric_of
 from tailor_trainer.data import (
     CocoImages,
@@ -38,6 +40,8 @@ from tailor_trainer.loop import (
 )
 from tailor_trainer.model import create_model, data_config_of, load_weights
 from tailor_trainer.optim import create_optimizer, create_scheduler
+from tailor_trainer.pretrained import backbone_data_config, check_backbone_config, load_backbone
+from tailor_trainer.probe import probe_classifier
 from tailor_trainer.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -55,10 +59,14 @@ class Books:
     gpu_seconds_before: float = 0.0  # calibrated GPU-seconds of earlier attempts
     best_value: float | None = None
     best_step: int | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)  # the last evaluation's
+    best_metrics: dict[str, float] = field(default_factory=dict)  # the exported weights'
     confusion_matrix: list[list[int]] = field(default_factory=list)
     evaluated_at: int = -1
     resumed_from: int | None = None
+    # The linear probe, when the recipe has one: L-BFGS iterations, training images used.
+    probe_iterations: int | None = None
+    probe_images: int = 0
 
     def state(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -85,6 +93,7 @@ class Trial:
     sampler: EpochBatchSampler
     train_loader: Loader
     eval_loader: Loader | None  # main rank only
+    probe_loader: Loader | None  # probe recipes: the whole train split, eval transform
     per_epoch: int
     total_steps: int
     autocast: Autocast
@@ -100,6 +109,28 @@ class Trial:
     def global_batch(self) -> int:
         return self.sampler.batch_size * self.world.size
 
+    def count_probe(self, iterations: int, images: int) -> None:
+        """Books a fitted probe. A linear_probe trial's steps are its L-BFGS iterations
+        and its epoch the one pass over the training images (a fraction, when the
+        allowance cut that pass short); probe_finetune counts the images only, its
+        steps are the fine-tuning's."""
+        books = self.books
+        books.probe_iterations, books.probe_images = iterations, images
+        books.images_seen += images
+        if self.hp.recipe == "linear_probe":
+            books.step = iterations
+            self.settle_probe_steps()
+
+    def settle_probe_steps(self) -> None:
+        """A linear_probe trial's step counts once its probe is known (also on resume)."""
+        books = self.books
+        if self.hp.recipe != "linear_probe" or books.probe_iterations is None:
+            return
+        iterations = max(1, books.probe_iterations)
+        self.total_steps = books.step
+        share = books.probe_images / max(1, len(self.dataset.train))
+        self.per_epoch = max(1, round(iterations / max(share, 1e-9)))
+
 
 def seed_everything(seed: int, rank: int) -> None:
     # Ranks differ in augmentation randomness; the sampler's order comes from `seed` alone.
@@ -114,10 +145,18 @@ def _class_frequencies(dataset: LabelledDataset) -> np.ndarray:
     return np.array([counts[i] / total for i in range(len(dataset.classes))])
 
 
+def _probe_order(entries: tuple[ImageEntry, ...], seed: int) -> tuple[ImageEntry, ...]:
+    """A seeded shuffle: a probe cut short by the allowance still sees every class."""
+    shuffled = list(entries)
+    random.Random(seed).shuffle(shuffled)
+    return tuple(shuffled)
+
+
 def build_trial(config: TrialConfig, hp: Hyperparameters, world: World, storage: Storage) -> Trial:
     task = config.task
     if task == "detection":
         raise ConfigError("task 'detection' is not supported by this trainer yet")
+    check_backbone_config(config)
     dataset = load_dataset(
         storage,
         config.dataset.train,
@@ -127,10 +166,21 @@ def build_trial(config: TrialConfig, hp: Hyperparameters, world: World, storage:
         config.seed,
     )
     classes = len(dataset.classes)
-    plain = create_model(config.model, classes, input_size=hp.input_size, drop_path=hp.drop_path)
-    if config.pretrained:
-        load_weights(plain, storage, config.pretrained)
-    data_config = data_config_of(plain, hp.input_size)
+    backbone = config.backbone
+    side = hp.input_size or (backbone.input_size if backbone else None)
+    plain = create_model(config.model, classes, input_size=side, drop_path=hp.drop_path)
+    if backbone is not None:
+        load_backbone(plain, storage, backbone)
+        data_config = backbone_data_config(plain, backbone, hp)
+    else:
+        if config.pretrained:
+            load_weights(plain, storage, config.pretrained)
+        data_config = data_config_of(plain, hp.input_size)
+    probing = hp.recipe != "train"
+    if probing:
+        probe_classifier(plain)
+        if backbone is None and not config.pretrained:
+            log.warning("recipe %s on a randomly initialised %s", hp.recipe, config.model)
     multilabel = task == "multilabel"
     reader = CachedReader(storage, default_cache_dir())
     pin = world.device.type == "cuda"
@@ -157,6 +207,19 @@ def build_trial(config: TrialConfig, hp: Hyperparameters, world: World, storage:
         eval_loader = create_loader(
             eval_set, batch_size=hp.batch_size * 2, workers=hp.workers, pin_memory=pin
         )
+    probe_loader = None
+    if probing:
+        # Every rank computes the same features (and fits the same probe): no rank waits.
+        probe_set = CocoImages(
+            _probe_order(dataset.train, config.seed),
+            reader,
+            create_transform(data_config, False, 0.0),
+            classes,
+            multilabel,
+        )
+        probe_loader = create_loader(
+            probe_set, batch_size=hp.batch_size * 2, workers=hp.workers, pin_memory=pin
+        )
     model = prepare_model(plain, world, hp)
     optimizer = create_optimizer(plain, hp)
     per_epoch = steps_per_epoch(sampler)
@@ -175,11 +238,13 @@ def build_trial(config: TrialConfig, hp: Hyperparameters, world: World, storage:
     )
     chance = chance_loss(task, _class_frequencies(dataset), hp.label_smoothing)
     log.info(
-        "trial %s attempt %d: %s, %d classes, %d train / %d eval images, %d steps "
-        "(%d per epoch, batch %d x %d), input %dpx, device %s",
+        "trial %s attempt %d: %s (%s), recipe %s, %d classes, %d train / %d eval images, "
+        "%d steps (%d per epoch, batch %d x %d), input %dpx, device %s",
         config.trial,
         config.attempt,
         config.model,
+        f"backbone {backbone.name}" if backbone else config.pretrained or "no pretrained weights",
+        hp.recipe,
         classes,
         len(dataset.train),
         len(dataset.evaluation),
@@ -205,6 +270,7 @@ def build_trial(config: TrialConfig, hp: Hyperparameters, world: World, storage:
         sampler=sampler,
         train_loader=train_loader,
         eval_loader=eval_loader,
+        probe_loader=probe_loader,
         per_epoch=per_epoch,
         total_steps=steps,
         autocast=autocast,
@@ -240,5 +306,6 @@ def restore(trial: Trial, state: dict[str, Any], uri: str) -> None:
     trial.monitor.load_state_dict(state["divergence"])
     trial.books.restore(state["books"])
     trial.books.resumed_from = trial.books.step
+    trial.settle_probe_steps()
     checkpoint.restore_rng(state["rng"])
     log.info("resumed from %s at step %d (epoch %d)", uri, trial.books.step, trial.books.epoch)

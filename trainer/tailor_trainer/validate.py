@@ -1,17 +1,25 @@
-"""`tailor-train validate`: check a dataset on the CPU before any GPU is spent on it."""
+"""`tailor-train validate`: check a dataset on the CPU before any GPU is spent on it, and
+the catalogued backbones the search may fine-tune (their weights read, digest-checked and
+loaded into their architecture), so a bad catalog entry is named before a trial needs it.
+"""
 
+import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from tailor_contract import AttemptResult, DatasetFacts, ExitCode
+from tailor_contract import AttemptResult, DatasetFacts, ExitCode, PretrainedBackbone
 from tailor_contract.cost import REFERENCE, CostModel
-from tailor_trainer.coco import ClassTask
-from tailor_trainer.datasets import class_counts, digest_of, parse_dataset
-from tailor_trainer.errors import DatasetNotFound
+from tailor_trainer.coco import ClassTask, CocoSplit, ImageEntry
+from tailor_trainer.datasets import class_counts, digest_of, parse_dataset, stratified_split
+from tailor_trainer.errors import ConfigError, DatasetNotFound
 from tailor_trainer.estimate import estimate_min_gpu_seconds
 from tailor_trainer.imagecheck import check_images
 from tailor_trainer.problems import Problems
-from tailor_trainer.storage import Storage
+from tailor_trainer.storage import ObjectNotFound, Storage, StorageError
+
+log = logging.getLogger(__name__)
+MAX_REASON = 400  # characters of an unusable backbone's reason
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,9 @@ class ValidateOptions:
     min_images_per_class: int = 2
     workers: int = 16
     max_problems: int = 50
+    catalog: tuple[PretrainedBackbone, ...] = ()  # backbones to verify
+    eval_fraction: float = 0.2  # the trainer's split when no evaluation file is given
+    seed: int = 0  # ... and its seed: majority_fraction is about the split it will use
 
 
 @dataclass(frozen=True)
@@ -42,6 +53,63 @@ class ValidationReport:
         report["warnings"] = self.warnings
         report["warning_counts"] = self.warning_counts
         return report
+
+
+def majority_fraction(
+    train: CocoSplit,
+    evaluation: CocoSplit | None,
+    task: ClassTask,
+    eval_fraction: float,
+    seed: int,
+) -> float | None:
+    """Share of the evaluation split the trainer will use (the file, or its stratified
+    split of train) in its most common class; None for multilabel or an empty split."""
+    if task != "classification":
+        return None
+    entries: tuple[ImageEntry, ...] = (
+        evaluation.images if evaluation else stratified_split(train.images, eval_fraction, seed)[1]
+    )
+    if not entries:
+        return None
+    counts = Counter(entry.labels[0] for entry in entries)
+    return round(max(counts.values()) / len(entries), 6)
+
+
+def verify_catalog(
+    storage: Storage, catalog: tuple[PretrainedBackbone, ...]
+) -> tuple[list[str], dict[str, str]]:
+    """(verified names, {name: why unusable}). Never raises: a bad catalog entry is the
+    platform team's to fix, and never fails a dataset's validation."""
+    if not catalog:
+        return [], {}
+    # torch and timm only when there is a catalog: a dataset check stays light.
+    from tailor_trainer.pretrained import verify_backbone
+
+    verified: list[str] = []
+    unusable: dict[str, str] = {}
+    for backbone in catalog:
+        try:
+            verify_backbone(storage, backbone)
+        except ConfigError as error:
+            unusable[backbone.name] = str(error)
+        except ObjectNotFound as error:  # verify_backbone names these; for safety
+            unusable[backbone.name] = f"weights not found: {error}"
+        except StorageError as error:
+            unusable[backbone.name] = (
+                f"weights could not be read ({error}); a storage error that may pass: the "
+                f"next validation checks again"
+            )
+        except Exception as error:  # a broken entry must not end the dataset's validation
+            unusable[backbone.name] = f"unexpected {type(error).__name__}: {error}"
+        else:
+            verified.append(backbone.name)
+            continue
+        # The termination message holds 4096 bytes for everything: keep each reason short.
+        reason = unusable[backbone.name]
+        if len(reason) > MAX_REASON:
+            unusable[backbone.name] = reason[: MAX_REASON - 3] + "..."
+        log.warning("backbone %s is unusable: %s", backbone.name, unusable[backbone.name])
+    return verified, unusable
 
 
 def validate(storage: Storage, options: ValidateOptions) -> ValidationReport:
@@ -78,9 +146,14 @@ def validate(storage: Storage, options: ValidateOptions) -> ValidationReport:
             pixel_mean=pixels[0] if pixels else None,
             pixel_std=pixels[1] if pixels else None,
             decoded_images=stats.decoded,
+            majority_fraction=majority_fraction(
+                train, evaluation, options.task, options.eval_fraction, options.seed
+            ),
         )
     estimate = (
-        estimate_min_gpu_seconds(facts, options.input_size, options.model, options.cost)
+        estimate_min_gpu_seconds(
+            facts, options.input_size, options.model, options.cost, options.catalog
+        )
         if facts
         else None
     )
@@ -101,6 +174,7 @@ def validate(storage: Storage, options: ValidateOptions) -> ValidationReport:
             f"budget of {options.budget_gpu_seconds:g} GPU-seconds is below the estimated "
             f"minimum of {estimate:g} GPU-seconds for this dataset"
         )
+    verified, unusable = verify_catalog(storage, options.catalog)
     result = AttemptResult(
         exit=code.name,
         reason=reason,
@@ -109,6 +183,8 @@ def validate(storage: Storage, options: ValidateOptions) -> ValidationReport:
         problems=problems.error_examples[: options.max_problems],
         problem_counts=dict(problems.errors),
         stopped_by=stopped_by,
+        verified_backbones=verified,
+        unusable_backbones=unusable,
     )
     return ValidationReport(
         code, result, problems.warning_examples[: options.max_problems], dict(problems.warnings)
