@@ -150,10 +150,11 @@ def validate(storage: Storage, options: ValidateOptions) -> ValidationReport:
                 train, evaluation, options.task, options.eval_fraction, options.seed
             ),
         )
+    # Only what is verified can be fine-tuned: the search prices exactly those.
+    verified, unusable = verify_catalog(storage, options.catalog)
+    usable = tuple(b for b in options.catalog if b.name in verified)
     estimate = (
-        estimate_min_gpu_seconds(
-            facts, options.input_size, options.model, options.cost, options.catalog
-        )
+        estimate_min_gpu_seconds(facts, options.input_size, options.model, options.cost, usable)
         if facts
         else None
     )
@@ -174,7 +175,6 @@ def validate(storage: Storage, options: ValidateOptions) -> ValidationReport:
             f"budget of {options.budget_gpu_seconds:g} GPU-seconds is below the estimated "
             f"minimum of {estimate:g} GPU-seconds for this dataset"
         )
-    verified, unusable = verify_catalog(storage, options.catalog)
     result = AttemptResult(
         exit=code.name,
         reason=reason,
