@@ -5,11 +5,16 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from tailor_contract import DatasetFacts
 
 METRIC = "top1_accuracy"
 SIDE = 32
+
+
+class HasRoot(Protocol):
+    root: Path
 
 
 @dataclass
@@ -19,6 +24,10 @@ class Digits:
     val: int
     test: int
     facts: DatasetFacts = field(init=False)
+
+    @property
+    def evaluation(self) -> str:
+        return str(self.root / "val.json")
 
     def __post_init__(self) -> None:
         self.facts = DatasetFacts(
@@ -58,7 +67,7 @@ def make_digits(root: Path, train: int, val: int = 300) -> Digits:
     return Digits(root, len(splits["train"]), len(splits["val"]), len(splits["test"]))
 
 
-def test_accuracy(data: Digits, output: str) -> float:
+def test_accuracy(data: "HasRoot", output: str) -> float:
     """Top-1 of the best checkpoint of a run on the held-out test split."""
     import torch
     from PIL import Image

@@ -10,13 +10,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from threading import Semaphore
+from typing import Protocol
 
-from bench.automl.digits import METRIC, Digits
-from tailor_contract import AttemptResult, DatasetRef, TrialConfig
+from bench.automl.digits import METRIC
+from tailor_contract import AttemptResult, DatasetFacts, DatasetRef, PretrainedBackbone, TrialConfig
 from tailor_contract.cost import CostModel, full_epochs
 from tailor_operator.core.ledger import totals
 from tailor_operator.core.planner import PlannerView
@@ -45,6 +47,20 @@ TICKS = os.sysconf("SC_CLK_TCK")
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
 
+class Data(Protocol):
+    """A benchmark dataset in COCO form: train.json (and test.json) under root."""
+
+    root: Path
+    facts: DatasetFacts
+
+    @property
+    def evaluation(self) -> str | None:
+        """The evaluation split's file; None: the trainer holds out its own share."""
+
+    @property
+    def train(self) -> int: ...
+
+
 @dataclass
 class Outcome:
     val: float = 0.0
@@ -70,7 +86,16 @@ class Books:
     clock: float = 0.0  # simulated: the sum of what the attempts used
     runs: int = 0
 
-    def run(self, data: Digits, name: str, model: str, hp: dict, allowance: float, number: int):
+    def run(
+        self,
+        data: Data,
+        name: str,
+        model: str,
+        hp: dict,
+        allowance: float,
+        number: int,
+        backbone: PretrainedBackbone | None = None,
+    ):
         allowance = min(allowance, self.limit - self.charged)
         output = self.folder / name
         config = TrialConfig(
@@ -78,10 +103,9 @@ class Books:
             trial=name,
             attempt=number,
             task="classification",
-            dataset=DatasetRef(
-                train=str(data.root / "train.json"), evaluation=str(data.root / "val.json")
-            ),
+            dataset=DatasetRef(train=str(data.root / "train.json"), evaluation=data.evaluation),
             model=model,
+            backbone=backbone,
             hyperparameters=hp | {"workers": 0, "log_every_steps": 10_000},
             # Stopped by CPU time below; its own wall-clock stop is only a far backstop.
             allowance_gpu_seconds=allowance * 20,
@@ -153,13 +177,13 @@ def _cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-def _epochs(data: Digits, config: Config, allowance: float) -> float:
+def _epochs(data: Data, config: Config, allowance: float) -> float:
     estimate = CostEstimator(data.facts, CPU_COST)
     planned = estimate.epochs_for(config.model, config.input_size, 1, allowance)
     return round(max(0.5, min(full_epochs(data.train), planned)), 2)
 
 
-def run_fixed(data: Digits, budget: float, seed: int, folder: Path, slots: Semaphore) -> Outcome:
+def run_fixed(data: Data, budget: float, seed: int, folder: Path, slots: Semaphore) -> Outcome:
     """The search's own default recipe, trained once with the whole budget."""
     books = Books(budget, slots, folder, seed)
     config = build_space(data.facts).default()
@@ -171,7 +195,7 @@ def run_fixed(data: Digits, budget: float, seed: int, folder: Path, slots: Semap
 
 
 def run_random(
-    data: Digits, budget: float, seed: int, folder: Path, slots: Semaphore, trials: int
+    data: Data, budget: float, seed: int, folder: Path, slots: Semaphore, trials: int
 ) -> Outcome:
     """Configurations drawn from the same space, each given an equal share."""
     books = Books(budget, slots, folder, seed)
@@ -191,8 +215,17 @@ def run_random(
     return best
 
 
-def run_automl(data: Digits, budget: float, seed: int, folder: Path, slots: Semaphore) -> Outcome:
-    """The operator's loop, one trial at a time: decide, start or promote, record."""
+def run_automl(
+    data: Data,
+    budget: float,
+    seed: int,
+    folder: Path,
+    slots: Semaphore,
+    catalog: Sequence[PretrainedBackbone] = (),
+    cost: CostModel | None = None,
+) -> Outcome:
+    """The operator's loop, one trial at a time: decide, start or promote, record.
+    `catalog`: the verified catalogued backbones the search may fine-tune."""
     spec = TrainingJobSpec.model_validate(
         {
             "task": "classification",
@@ -203,7 +236,8 @@ def run_automl(data: Digits, budget: float, seed: int, folder: Path, slots: Sema
     )
     limit = spec.budget.limit_gpu_seconds
     books = Books(limit, slots, folder, seed)
-    planner = AutoMLPlanner(cost=CPU_COST)
+    planner = AutoMLPlanner(cost=cost or CPU_COST)
+    entries = {e.name: e for e in catalog}
     summary = DatasetSummary.of(data.facts)
     trials: list[TrialStatus] = []
     for _ in range(200):
@@ -214,6 +248,7 @@ def run_automl(data: Digits, budget: float, seed: int, folder: Path, slots: Sema
             totals(limit, [r for t in trials for r in t.attempts]),
             "resnet50",
             seed,
+            tuple(catalog),
         )
         decision = planner.decide(view)
         apply_decision(trials, decision)
@@ -231,6 +266,7 @@ def run_automl(data: Digits, budget: float, seed: int, folder: Path, slots: Sema
                 dict(trial.hyperparameters),
                 allowance,
                 len(trial.attempts) + 1,
+                entries.get(trial.backbone or ""),
             )
             trial.attempts.append(record)
             trial.charged_gpu_seconds = round(sum(r.charged_gpu_seconds for r in trial.attempts), 3)
@@ -242,7 +278,8 @@ def run_automl(data: Digits, budget: float, seed: int, folder: Path, slots: Sema
         return Outcome(limit=limit, charged=books.charged, runs=books.runs, note="no result")
     best = max(scored, key=lambda t: t.metrics[METRIC])
     rungs = sum(1 for r in best.attempts if r.billing == Billing.CHARGED)
-    note = f"{best.model} after {rungs} rung(s); {len(trials)} trials; {decision.done}"
+    recipe = best.hyperparameters.get("recipe", "train")
+    note = f"{best.model} ({recipe}) after {rungs} rung(s); {len(trials)} trials; {decision.done}"
     note += f"; {books.crashes} crashed" if books.crashes else ""
     return Outcome(
         best.metrics[METRIC],

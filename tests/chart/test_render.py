@@ -63,6 +63,12 @@ JOB_RULES = {
     ("", "configmaps"): {"create"},
     ("", "events"): {"create", "patch"},
 }
+# The backbone catalog is cluster-scoped: a ClusterRole in either mode, read-only but
+# for marking an entry verified.
+CATALOG_RULES = {
+    ("tailor.dev", "backbones"): {"get", "list", "watch"},
+    ("tailor.dev", "backbones/status"): {"get", "patch"},
+}
 
 
 def test_cluster_wide_rbac_is_the_documented_least_privilege() -> None:
@@ -72,6 +78,7 @@ def test_cluster_wide_rbac_is_the_documented_least_privilege() -> None:
         ("kopf.dev", "clusterkopfpeerings"): {"list", "watch"},
         ("kopf.dev", "clusterkopfpeerings@tailor"): {"get", "patch"},
         ("", "nodes"): {"get"},
+        **CATALOG_RULES,
     }
     # The calibration table is the only ConfigMap the operator may read.
     assert rules(objects, "Role") == {("", "configmaps@tailor-calibration"): {"get"}}
@@ -80,7 +87,9 @@ def test_cluster_wide_rbac_is_the_documented_least_privilege() -> None:
 
 def test_namespaced_rbac_is_a_role_per_listed_namespace() -> None:
     objects = render(VALUES / "namespaced.yaml")
-    assert kinds(objects, "ClusterRole") == [] == kinds(objects, "ClusterRoleBinding")
+    # Cluster-wide, only the catalog (a Role cannot grant a cluster-scoped resource).
+    assert rules(objects, "ClusterRole") == CATALOG_RULES
+    assert len(kinds(objects, "ClusterRoleBinding")) == 1
     roles = {r["metadata"]["namespace"]: r for r in kinds(objects, "Role")}
     assert set(roles) == {"chart-team-a", "chart-team-b", "tailor-system"}
     for namespace in ("chart-team-a", "chart-team-b"):

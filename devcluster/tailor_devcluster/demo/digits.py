@@ -56,7 +56,15 @@ def _document(indices: Sequence[int], targets: np.ndarray, side: int) -> dict[st
     return {"images": images, "annotations": annotations, "categories": categories}
 
 
-def digits_coco(side: int = DEFAULT_SIDE, eval_fraction: float = 0.2, seed: int = 0) -> CocoDataset:
+def digits_coco(
+    side: int = DEFAULT_SIDE,
+    eval_fraction: float = 0.2,
+    seed: int = 0,
+    train_per_class: int | None = None,
+) -> CocoDataset:
+    """train_per_class: keep only that many training images of each digit (a few-shot
+    dataset, as a user who labelled a handful per class has); the evaluation split is
+    the same stratified share either way."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -65,6 +73,14 @@ def digits_coco(side: int = DEFAULT_SIDE, eval_fraction: float = 0.2, seed: int 
     train, evaluation = train_test_split(
         np.arange(len(targets)), test_size=eval_fraction, stratify=targets, random_state=seed
     )
+    if train_per_class is not None:
+        rng = np.random.default_rng(seed)
+        train = np.concatenate(
+            [
+                rng.choice(train[targets[train] == digit], train_per_class, replace=False)
+                for digit in range(len(CLASS_NAMES))
+            ]
+        )
     images = {f"images/{i:04d}.png": render(digits.images[i], side) for i in range(len(targets))}
     labels = {f"images/{i:04d}.png": CLASS_NAMES[targets[i]] for i in range(len(targets))}
     return CocoDataset(

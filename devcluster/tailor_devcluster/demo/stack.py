@@ -6,6 +6,7 @@ The end-to-end tests build the same stack with these functions.
 """
 
 import os
+import subprocess
 import sys
 import time
 import urllib.request
@@ -67,10 +68,40 @@ def demo_settings(state_dir: Path, agent_slots: int = 1) -> ClusterSettings:
 
 
 def install_crd(cluster: LocalCluster) -> None:
-    crd_file = repo_root() / "crds" / "tailor.dev_trainingjobs.yaml"
-    cluster.kubectl("apply", "--server-side", "-f", str(crd_file))
-    name = yaml.safe_load(crd_file.read_text())["metadata"]["name"]
-    cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    """Every CRD in crds/: TrainingJob, and the cluster-scoped Backbone catalog."""
+    for crd_file in sorted((repo_root() / "crds").glob("*.yaml")):
+        cluster.kubectl("apply", "--server-side", "-f", str(crd_file))
+        name = yaml.safe_load(crd_file.read_text())["metadata"]["name"]
+        cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+
+
+def import_backbone(
+    cluster: LocalCluster, wheel: str = "efficientnet-lite0", name: str | None = None
+) -> str:
+    """`tailor-models import` of a real ImageNet backbone from its wheel into the
+    catalog, as a platform team would run it; returns what it printed."""
+    assert cluster.s3 is not None
+    env = os.environ | {
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "AWS_ENDPOINT_URL": cluster.s3.endpoint_url,
+        "AWS_ACCESS_KEY_ID": cluster.s3.access_key,
+        "AWS_SECRET_ACCESS_KEY": cluster.s3.secret_key,
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "tailor_catalog",
+        "import",
+        name or wheel,
+        "--from",
+        f"wheel:{wheel}",
+        "--to",
+        f"s3://{MODELS_BUCKET}/catalog/",
+    ]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"tailor-models import failed: {done.stderr.strip()[-2000:]}")
+    return done.stdout.strip()
 
 
 def install_calibration(cluster: LocalCluster, factor: float = CPU_SLOT_FACTOR) -> str:
@@ -137,16 +168,19 @@ def prepare_namespace(cluster: LocalCluster, namespace: str) -> None:
     _create(lambda: core.create_namespaced_secret(namespace, secret))
 
 
-def upload_digits(cluster: LocalCluster) -> tuple[CocoDataset, str, str]:
-    """The digits into s3://datasets/digits/, and an empty models bucket."""
+def upload_digits(
+    cluster: LocalCluster, train_per_class: int | None = None, prefix: str = DATASET_PREFIX
+) -> tuple[CocoDataset, str, str]:
+    """The digits into s3://datasets/<prefix>/, and an empty models bucket;
+    train_per_class: a few-shot training split (see digits_coco)."""
     assert cluster.s3 is not None
     s3 = cluster.s3.client()
     for bucket in (DATASET_BUCKET, MODELS_BUCKET):
         existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
         if bucket not in existing:
             s3.create_bucket(Bucket=bucket)
-    dataset = digits_coco()
-    train, evaluation = upload(s3, dataset, DATASET_BUCKET, DATASET_PREFIX)
+    dataset = digits_coco(train_per_class=train_per_class)
+    train, evaluation = upload(s3, dataset, DATASET_BUCKET, prefix)
     return dataset, train, evaluation
 
 

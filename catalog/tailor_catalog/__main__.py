@@ -1,0 +1,5 @@
+import sys
+
+from tailor_catalog.cli import main
+
+sys.exit(main())
