@@ -45,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     api = api_client_from_environment(pool_size=settings.workers * 2)
     metrics = Metrics(prometheus_client.REGISTRY)
     prometheus_client.start_http_server(settings.metrics_port)
-    reconciler = Reconciler(Kube(api, settings.calibration), settings, metrics)
+    reconciler = Reconciler(
+        Kube(api, settings.calibration, calibration_ttl_seconds=settings.cache_seconds),
+        settings,
+        metrics,
+    )
     queue: WorkQueue[Key] = WorkQueue(
         reconciler, workers=settings.workers, executor=ThreadPoolExecutor(settings.workers)
     )

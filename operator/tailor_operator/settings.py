@@ -29,6 +29,8 @@ class Settings:
     namespaces: tuple[str, ...] = ()  # empty: every namespace
     workers: int = 8
     resync_seconds: float = 300.0
+    # How long the calibration table and the backbone catalog are read from a cache.
+    cache_seconds: float = 30.0
     metrics_port: int = 8080
     health_port: int = 8081
     planner: str = "automl"  # the AutoML search; "simple": the given trials as they are
@@ -175,6 +177,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         ),
         workers=_read(env, "WORKERS", _positive_int, defaults.workers),
         resync_seconds=_read(env, "RESYNC_SECONDS", _seconds, defaults.resync_seconds),
+        cache_seconds=_read(env, "CACHE_SECONDS", _seconds, defaults.cache_seconds),
         metrics_port=_read(env, "METRICS_PORT", _port, defaults.metrics_port),
         health_port=_read(env, "HEALTH_PORT", _port, defaults.health_port),
         planner=_read(env, "PLANNER", _planner, defaults.planner),

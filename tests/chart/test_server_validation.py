@@ -68,7 +68,14 @@ def test_the_chart_crds_are_accepted_by_the_api_server(chart_crds: LocalCluster)
 
 
 @pytest.mark.parametrize(
-    "example", ["classification.yaml", "multilabel.yaml", "s3-credentials.yaml"]
+    "example",
+    [
+        "classification.yaml",
+        "multilabel.yaml",
+        "s3-credentials.yaml",
+        "demo-digits.yaml",
+        "digits-one-trial.yaml",
+    ],
 )
 def test_examples_are_accepted_by_the_api_server(
     chart_crds: LocalCluster, namespace: str, example: str

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tailor_devcluster.demo.job import apply, demo_job, read_job
+from tailor_devcluster.demo.job import ONE_TRIAL, apply, demo_job, read_job
 from tailor_devcluster.demo.results import download_model
 from tailor_devcluster.waiting import eventually
 from tailor_trainer.predict import load_classifier, predict
@@ -47,6 +47,7 @@ def run_job(demo: Demo, namespace: str, name: str, **hyperparameters: Any) -> di
         budget_gpu_hours=BUDGET_GPU_HOURS,
         hyperparameters={**SHORT, **hyperparameters},
         output=f"s3://models/{namespace}/{name}/",
+        example=ONE_TRIAL,
     )
     apply(demo.cluster, manifest, namespace)
     return manifest

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tailor_devcluster.demo.job import apply, demo_job
+from tailor_devcluster.demo.job import ONE_TRIAL, apply, demo_job
 from tailor_devcluster.demo.results import download_model
 from tailor_trainer.predict import load_classifier, predict
 from tailor_trainer.storage import Storage
@@ -40,6 +40,7 @@ def search_job(demo: Demo, namespace: str, name: str) -> dict[str, Any]:
         name=name,
         budget_gpu_hours=BUDGET_GPU_HOURS,
         output=f"s3://models/{namespace}/{name}/",
+        example=ONE_TRIAL,  # all the digits (no catalog here: a search from scratch)
     )
     del manifest["spec"]["search"]["trials"]
     manifest["spec"]["resources"]["maxParallelTrials"] = 2  # the agent's two slots

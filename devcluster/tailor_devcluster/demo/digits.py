@@ -33,6 +33,11 @@ class CocoDataset:
     def evaluation_files(self) -> list[str]:
         return [image["file_name"] for image in self.evaluation["images"]]
 
+    def held_out_files(self) -> list[str]:
+        """Images in neither split: never trained on, never selected by."""
+        used = {i["file_name"] for i in (*self.train["images"], *self.evaluation["images"])}
+        return sorted(set(self.images) - used)
+
 
 def render(pixels: np.ndarray, side: int) -> bytes:
     """One 8 x 8 scan (values 0..16) as a greyscale PNG of side x side pixels."""

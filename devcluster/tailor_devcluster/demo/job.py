@@ -18,7 +18,8 @@ from tailor_devcluster.binaries import repo_root
 from tailor_devcluster.cluster import LocalCluster
 
 GROUP, VERSION, PLURAL = "tailor.dev", "v1alpha1", "trainingjobs"
-EXAMPLE = Path("examples") / "demo-digits.yaml"
+EXAMPLE = Path("examples") / "demo-digits.yaml"  # the search, few-shot
+ONE_TRIAL = Path("examples") / "digits-one-trial.yaml"  # one given trial, all the digits
 METRICS_SHOWN = (
     "top1_accuracy",
     "top5_accuracy",
@@ -36,10 +37,12 @@ def demo_job(
     budget_gpu_hours: str | None = None,
     hyperparameters: Mapping[str, Any] | None = None,
     output: str | None = None,
+    example: Path = EXAMPLE,
 ) -> dict[str, Any]:
-    """examples/demo-digits.yaml with the local MinIO's address filled in, and the
-    name, budget, hyperparameters or output replaced when given (the tests' jobs)."""
-    manifest: dict[str, Any] = yaml.safe_load((repo_root() / EXAMPLE).read_text())
+    """An example (the demo's, by default) with the local MinIO's address filled in,
+    and the name, budget, hyperparameters or output replaced when given (the tests'
+    jobs)."""
+    manifest: dict[str, Any] = yaml.safe_load((repo_root() / example).read_text())
     manifest = copy.deepcopy(manifest)
     manifest["spec"]["dataset"]["endpoint"] = endpoint
     if name:
@@ -49,7 +52,7 @@ def demo_job(
     if output:
         manifest["spec"]["output"] = output
     if hyperparameters:
-        for trial in manifest["spec"]["search"]["trials"]:
+        for trial in manifest["spec"]["search"].get("trials", []):
             trial["hyperparameters"] = {**trial.get("hyperparameters", {}), **hyperparameters}
     return manifest
 

@@ -14,18 +14,21 @@ def download_model(cluster: LocalCluster, uri: str, folder: Path) -> Path:
     s3 = cluster.s3.client()
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix.rstrip("/") + "/")
+    prefix = prefix.rstrip("/") + "/"
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
     for item in listing.get("Contents", []):
-        name = item["Key"].rsplit("/", 1)[-1]
-        s3.download_file(bucket, item["Key"], str(folder / name))
+        path = folder / item["Key"].removeprefix(prefix)  # report/*.png keep their folder
+        path.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, item["Key"], str(path))
     return folder
 
 
 def save_samples(dataset: CocoDataset, folder: Path, count: int) -> list[Path]:
-    """A few evaluation images (never trained on), named by their true class."""
+    """A few held-out images (never trained on, never selected by), named by their true
+    class."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    files = dataset.evaluation_files()
+    files = dataset.held_out_files() or dataset.evaluation_files()
     chosen = files[:: max(1, len(files) // count)][:count]
     paths = []
     for name in chosen:

@@ -46,6 +46,8 @@ OPERATOR_SETTINGS = {
     "TAILOR_TERMINATION_GRACE_SECONDS": "30",
     "TAILOR_ALLOWANCE_GRACE_SECONDS": "30",
     "TAILOR_RESYNC_SECONDS": "10",
+    # A backbone imported into the catalog is seen within seconds, not half a minute.
+    "TAILOR_CACHE_SECONDS": "2",
     # The search's priors for a CPU slot, in calibrated seconds (wall seconds x
     # CPU_SLOT_FACTOR): a trainer process starts in about ten seconds, not the minutes
     # of a GPU pod, and one core trains ResNet-18 at 224 px at about four images a

