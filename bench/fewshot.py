@@ -111,6 +111,7 @@ def main() -> int:
                         f"val {outcome.val:.3f}, {outcome.charged:.0f}/{outcome.limit:.0f} "
                         f"CPU-s, {outcome.runs} runs; {outcome.note}"
                     )
+                    notes += [f"    {line}" for line in outcome.trials]
                 print(
                     f"... {name} N={shots} done at {time.monotonic() - started:.0f} s", flush=True
                 )

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from threading import Semaphore
@@ -70,6 +70,7 @@ class Outcome:
     runs: int = 0
     best_output: str | None = None
     note: str = ""
+    trials: list[str] = field(default_factory=list)  # one line per trial: what it ran, scored
 
 
 @dataclass
@@ -289,4 +290,17 @@ def run_automl(
         books.runs,
         str(folder / best.name),
         note,
+        [_describe(t) for t in trials],
     )
+
+
+def _describe(trial: TrialStatus) -> str:
+    hp = trial.hyperparameters
+    knobs = " ".join(
+        f"{k}={hp[k]}"
+        for k in ("recipe", "input_size", "batch_size", "lr", "backbone_lr_scale", "epochs")
+        if k in hp
+    )
+    value = trial.metrics.get(METRIC)
+    score = f"{value:.3f}" if value is not None else "-"
+    return f"{trial.name} {trial.model} {knobs}: val {score}, {trial.charged_gpu_seconds:.0f} s"

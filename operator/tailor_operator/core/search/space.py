@@ -236,7 +236,10 @@ class SearchSpace:
             lr=_sig(_log_uniform(rng, *FINETUNE_LR_RANGE)),
             weight_decay=_sig(_log_uniform(rng, *WEIGHT_DECAY_RANGE)),
             augmentation=round(rng.uniform(*FINETUNE_AUGMENTATION_RANGE), 2),
-            recipe=rng.choice((PROBE_FINETUNE, PROBE_FINETUNE, TRAIN)),
+            # Probe first, then fine-tune (LP-FT): a plain fine-tune starts from a random
+            # classifier whose gradients disturb the pretrained features, and on few
+            # images it loses to the probe it could have started from.
+            recipe=PROBE_FINETUNE,
             backbone=entry.name,
             backbone_lr_scale=_sig(_log_uniform(rng, *BACKBONE_LR_SCALE_RANGE)),
         )
