@@ -46,8 +46,14 @@ LINEAR_PROBE = "linear_probe"
 PROBE_FINETUNE = "probe_finetune"
 # Fine-tuning wants gentler steps than training from scratch, and its backbone gentler
 # still: the head learns at lr, the pretrained weights at lr * backbone_lr_scale.
-FINETUNE_LR_RANGE = (1e-4, 3e-3)
-BACKBONE_LR_SCALE_RANGE = (0.03, 1.0)
+FINETUNE_LR_RANGE = (3e-4, 3e-3)
+BACKBONE_LR_SCALE_RANGE = (0.1, 1.0)
+# The default fine-tuning: the classifier at 2e-3, the backbone at 1e-3, mild
+# augmentation. Chosen from a small grid on MNIST, 10 per class, one seed (docs/automl.md
+# gives the grid); the benchmark's other seeds and datasets were not used to choose.
+FINETUNE_DEFAULT_LR = 2e-3
+FINETUNE_DEFAULT_BACKBONE_LR_SCALE = 0.5
+FINETUNE_DEFAULT_AUGMENTATION = 0.3
 FINETUNE_AUGMENTATION_RANGE = (0.0, 0.6)
 # Training images per class from which training from scratch joins the search: below,
 # a randomly initialised network overfits what a pretrained one generalises from.
@@ -201,12 +207,12 @@ class SearchSpace:
                 entry.architecture,
                 side,
                 self.default_batch,
-                1e-3,
+                FINETUNE_DEFAULT_LR,
                 0.05,
-                0.3,
+                FINETUNE_DEFAULT_AUGMENTATION,
                 recipe=PROBE_FINETUNE,
                 backbone=entry.name,
-                backbone_lr_scale=0.1,
+                backbone_lr_scale=FINETUNE_DEFAULT_BACKBONE_LR_SCALE,
             )
         names = [b.name for b in self.preferred]
         model = next((m for m in ROBUST if m in names), self.preferred[-1].name)
