@@ -25,10 +25,8 @@ $(VENV)/.installed: requirements.lock requirements-data.lock pyproject.toml
 venv: $(VENV)/.installed  ## create .venv with every pinned dependency
 
 tools:  ## build the pinned Go binaries (once per version; cached in ~/.cache/tailor/bin)
-	@for module in $(GO_TOOLS); do hack/build-tools.sh $$module >/dev/null || exit 1; done
-	@command -v prometheus >/dev/null || { echo "prometheus is missing: apt-get install prometheus" >&2; exit 1; }
-	@command -v lua5.1 >/dev/null || { echo "lua5.1 is missing (Argo CD health check tests): apt-get install lua5.1" >&2; exit 1; }
-	@command -v chromium >/dev/null || { echo "chromium is missing (evaluation report tests render in it): apt-get install -y --no-install-recommends chromium" >&2; exit 1; }
+	@hack/system-packages.sh test
+	@for module in $(GO_TOOLS); do echo "building $$module (cached once built)"; hack/build-tools.sh $$module >/dev/null || exit 1; done
 	@# The chart tests read the Prometheus Operator's CRDs from this pinned module.
 	@cd hack/tools/prometheus-operator && GOFLAGS=-mod=readonly go mod download
 
@@ -54,8 +52,8 @@ cluster-up: venv tools  ## start the local cluster in the background; writes .ta
 cluster-down: venv  ## stop every process cluster-up started
 	$(VENV)/bin/tailor-cluster down
 
-demo: venv  ## the main job here: kubectl apply a TrainingJob, train a digit classifier, classify images with it
-	@command -v prometheus >/dev/null || { echo "prometheus is missing: apt-get install prometheus" >&2; exit 1; }
+demo: venv  ## the main job here: a few digits per class and a budget, a searched model in use
+	@hack/system-packages.sh demo
 	$(PY) -m tailor_devcluster.demo
 
 install-crds: tools  ## apply crds/ to the cluster in $KUBECONFIG (source .tailor/cluster.env first)
