@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 from tailor_contract import DatasetFacts, Hyperparameters
 from tailor_trainer.allowance import Allowance, Reserve, export_estimate
 from tailor_trainer.coco import ImageEntry
-from tailor_trainer.data import EpochBatchSampler
+from tailor_trainer.data import EpochBatchSampler, loader_workers
 from tailor_trainer.datasets import stratified_split
 from tailor_trainer.divergence import DivergenceMonitor, chance_loss
 from tailor_trainer.errors import ConfigError
@@ -184,3 +184,17 @@ def test_weights_of_another_model_are_refused_with_the_reason(tmp_path):
 def test_an_unknown_model_name_is_a_config_error():
     with pytest.raises(ConfigError, match="no model named 'resnet_typo'"):
         create_model("resnet_typo", 3)
+
+
+@pytest.mark.parametrize(
+    ("requested", "cpus", "batches", "expected"),
+    [
+        (4, 16.0, 100, 4),  # a GPU pod with CPUs to spare: as asked
+        (4, 1.0, 100, 0),  # a one-CPU slot: the training process does the decoding
+        (4, 2.0, 100, 1),
+        (4, 8.0, 2, 2),  # ten images: no more workers than batches
+        (0, 16.0, 100, 0),  # asked for none
+    ],
+)
+def test_loader_workers_fit_the_cpus_and_the_batches(requested, cpus, batches, expected):
+    assert loader_workers(requested, cpus, batches) == expected

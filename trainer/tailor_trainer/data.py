@@ -2,8 +2,10 @@
 
 import io
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -133,6 +135,36 @@ class EpochBatchSampler(Sampler[list[int]]):
         for number in range(self.start, len(self)):
             global_batch = order[number * step : (number + 1) * step]
             yield global_batch[self.rank * self.batch_size : (self.rank + 1) * self.batch_size]
+
+
+def _cgroup_quota() -> float | None:
+    """The CPU limit of this process's cgroup (v2, then v1), if one is set."""
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text().strip()
+        period = Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text().strip()
+        return None if int(quota) <= 0 else int(quota) / int(period)
+    except (OSError, ValueError):
+        return None
+
+
+def usable_cpus() -> float:
+    """CPUs this process may use: its cgroup's quota when one is set (a pod's CPU
+    limit), else its CPU affinity."""
+    affinity = float(len(os.sched_getaffinity(0)))
+    quota = _cgroup_quota()
+    return min(affinity, max(1.0, quota)) if quota is not None else affinity
+
+
+def loader_workers(requested: int, cpus: float, batches: int) -> int:
+    """Loader processes worth starting: no more than the CPUs beside the training
+    process, nor than the batches there are. Each worker imports torch (seconds that
+    are charged), so on a one-CPU slot or a tiny dataset none is better than four."""
+    return max(0, min(requested, int(cpus) - 1, batches))
 
 
 def create_loader(

@@ -13,6 +13,7 @@ from tailor_trainer.config import hyperparameters_of, load_trial_config, metrics
 from tailor_trainer.distributed import any_rank, barrier, init_world, shutdown
 from tailor_trainer.errors import AttemptEnded, Diverged, Interrupted
 from tailor_trainer.evaluate import predict, score
+from tailor_trainer.gpu_product import factor_of_this_gpu
 from tailor_trainer.launch import launch, processes_wanted
 from tailor_trainer.loop import hold_norm_statistics
 from tailor_trainer.probe import (
@@ -345,9 +346,12 @@ def run(config: TrialConfig, hp: Hyperparameters, started: float) -> int:
     stop = StopRequest().install()
     seed_everything(config.seed, world.rank)
     storage = Storage(config.dataset.endpoint)
-    allowance = Allowance(
-        config.allowance_gpu_seconds, config.gpus, config.calibration_factor, started
-    )
+    # The pod was created before it was scheduled: calibration_factor is the highest the
+    # job may meet. The factor of the GPU it landed on is what the ledger charges.
+    choice = factor_of_this_gpu(config.calibration_factor, config.calibration_factors)
+    if world.is_main:
+        log.info("calibration factor %g: %s", choice.factor, choice.reason)
+    allowance = Allowance(config.allowance_gpu_seconds, config.gpus, choice.factor, started)
     trial: Trial | None = None
     progress: Progress | None = None
     attempt: Attempt | None = None

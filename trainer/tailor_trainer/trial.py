@@ -23,8 +23,10 @@ from tailor_trainer.data import (
     EpochBatchSampler,
     create_loader,
     create_transform,
+    loader_workers,
     steps_per_epoch,
     total_steps,
+    usable_cpus,
 )
 from tailor_trainer.datasets import LabelledDataset, class_counts, load_dataset
 from tailor_trainer.distributed import World
@@ -192,9 +194,11 @@ def build_trial(config: TrialConfig, hp: Hyperparameters, world: World, storage:
         multilabel,
     )
     sampler = EpochBatchSampler(len(train_set), hp.batch_size, config.seed, world.rank, world.size)
-    train_loader = create_loader(
-        train_set, batch_sampler=sampler, workers=hp.workers, pin_memory=pin
-    )
+    cpus = usable_cpus() / world.size  # the processes of one pod share its CPUs
+    workers = loader_workers(hp.workers, cpus, steps_per_epoch(sampler))
+    if workers != hp.workers:
+        log.info("%d data loader workers, not %d: %.1f CPUs per process", workers, hp.workers, cpus)
+    train_loader = create_loader(train_set, batch_sampler=sampler, workers=workers, pin_memory=pin)
     eval_loader = None
     if world.is_main:
         eval_set = CocoImages(
@@ -205,7 +209,7 @@ def build_trial(config: TrialConfig, hp: Hyperparameters, world: World, storage:
             multilabel,
         )
         eval_loader = create_loader(
-            eval_set, batch_size=hp.batch_size * 2, workers=hp.workers, pin_memory=pin
+            eval_set, batch_size=hp.batch_size * 2, workers=workers, pin_memory=pin
         )
     probe_loader = None
     if probing:
@@ -218,7 +222,7 @@ def build_trial(config: TrialConfig, hp: Hyperparameters, world: World, storage:
             multilabel,
         )
         probe_loader = create_loader(
-            probe_set, batch_size=hp.batch_size * 2, workers=hp.workers, pin_memory=pin
+            probe_set, batch_size=hp.batch_size * 2, workers=workers, pin_memory=pin
         )
     model = prepare_model(plain, world, hp)
     optimizer = create_optimizer(plain, hp)
