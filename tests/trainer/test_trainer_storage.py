@@ -1,11 +1,25 @@
-"""Storage: one API over local paths and a real S3 server (MinIO), atomic writes, cache."""
+"""Storage: one API over local paths and a real S3 server (MinIO), atomic writes, cache.
+
+How S3 writes are made (one PUT or one multipart upload, nothing else) is in
+test_trainer_s3_writes.py."""
+
+import io
+import pickle
 
 import pytest
 from botocore.exceptions import ClientError
 
 from tailor_contract import ExitCode
 from tailor_trainer.cache import CachedReader
-from tailor_trainer.storage import ObjectNotFound, Storage, StorageError, _s3_errors, join, resolve
+from tailor_trainer.storage import (
+    PART_SIZE,
+    ObjectNotFound,
+    Storage,
+    StorageError,
+    _s3_errors,
+    join,
+    resolve,
+)
 from tailor_trainer.validate import ValidateOptions, validate
 
 
@@ -42,6 +56,30 @@ def test_local_writes_replace_atomically_and_leave_no_temporary_file(tmp_path):
     assert storage.read(target) == b"second"
     assert [p.name for p in (tmp_path / "deep" / "dir").iterdir()] == ["object.bin"]
     assert storage.list(str(tmp_path)) == [target]
+
+
+def test_local_writes_take_a_stream_and_a_failed_one_leaves_the_old_file(tmp_path):
+    storage = Storage()
+    target = str(tmp_path / "object.bin")
+    source = io.BytesIO(b"skip:streamed")
+    source.seek(5)
+    storage.write(target, source)  # read from the current position
+    assert storage.read(target) == b"streamed"
+
+    class Broken:
+        def read(self, size: int = -1) -> bytes:
+            raise OSError("the source broke mid-way")
+
+    with pytest.raises(StorageError, match="the source broke mid-way"):
+        storage.write(target, Broken())
+    assert storage.read(target) == b"streamed"
+    assert [p.name for p in tmp_path.iterdir()] == ["object.bin"]  # no temporary left
+
+
+def test_storage_keeps_its_endpoint_and_part_size_across_a_pickle():
+    storage = pickle.loads(pickle.dumps(Storage("http://example.invalid", part_size=5 * 2**20)))
+    assert (storage.endpoint, storage.part_size) == ("http://example.invalid", 5 * 2**20)
+    assert Storage().part_size == PART_SIZE
 
 
 def test_local_missing_objects_are_not_found(tmp_path):

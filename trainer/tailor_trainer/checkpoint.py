@@ -1,7 +1,8 @@
 """Checkpoints under the trial's output: `last.pt` to resume, `best.*` to export.
 
-Every object is written atomically through Storage, so an attempt killed while
-saving leaves the previous checkpoint intact, never a torn one.
+Every object is written atomically through Storage (in S3: one PUT or one multipart
+upload straight to the key), so an attempt killed while saving leaves the previous
+checkpoint intact, never a torn one, and no temporary object behind.
 """
 
 import io
@@ -61,8 +62,9 @@ def restore_rng(state: dict[str, Any]) -> None:
 def save_last(storage: Storage, output: str, state: dict[str, Any]) -> str:
     buffer = io.BytesIO()
     torch.save(state, buffer)
+    buffer.seek(0)
     uri = join(output, LAST)
-    storage.write(uri, buffer.getvalue())
+    storage.write(uri, buffer)  # the buffer itself: no second copy of the checkpoint
     return uri
 
 

@@ -1,21 +1,32 @@
 """All object I/O of the trainer: local paths and S3-compatible stores behind one API,
 and read-only http(s):// (an in-cluster mirror of pretrained weights).
 
-This is the only module that touches boto3. Writes are atomic in both worlds: a
-temporary file renamed into place, or a temporary object copied to its key and
-deleted, so a reader never sees half a checkpoint.
+This is the only module that touches boto3. Writes are atomic in both worlds, so a
+reader never sees half a checkpoint: on a filesystem a temporary file is fsynced and
+renamed into place; in S3 the object goes straight to its key, because a PUT and a
+completed multipart upload are atomic by themselves (readers get the old object or the
+new one), and a failed multipart upload is aborted.
 """
 
+import contextlib
+import io
 import os
 import posixpath
+import shutil
 import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+
+class Readable(Protocol):
+    """A binary stream to write from (a file, io.BytesIO): read until it returns b""."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class StorageError(Exception):
@@ -49,6 +60,12 @@ def is_s3(uri: str) -> bool:
 def is_http(uri: str) -> bool:
     return uri.startswith(("https://", "http://"))
 
+
+# S3 objects up to this size go up in one PUT; larger ones as a multipart upload of parts
+# this size (S3 takes parts of 5 MiB to 5 GiB, at most 10,000 of them; boto3 enlarges
+# the parts of an object of known size that would need more).
+PART_SIZE = 16 * 2**20
+UPLOAD_THREADS = 8
 
 HTTP_TIMEOUT_SECONDS = 60.0
 HTTP_ATTEMPTS = 3
@@ -117,19 +134,20 @@ def resolve(annotation_uri: str, reference: str) -> str:
 class Storage:
     """Reads and writes objects by URI; picklable, so data loader workers can carry it."""
 
-    def __init__(self, endpoint: str | None = None) -> None:
+    def __init__(self, endpoint: str | None = None, *, part_size: int = PART_SIZE) -> None:
         # The config's endpoint wins; else the standard variable, as the AWS CLI does.
         self.endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL") or None
+        self.part_size = part_size
         self._client: S3Client | None = None
         self._client_pid = 0
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
         # boto3 clients do not survive a fork or a pickle; each process builds its own.
-        return {"endpoint": self.endpoint}
+        return {"endpoint": self.endpoint, "part_size": self.part_size}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["endpoint"])  # type: ignore[misc]
+        self.__init__(state["endpoint"], part_size=state["part_size"])  # type: ignore[misc]
 
     def _s3(self) -> "S3Client":
         with self._lock:
@@ -181,38 +199,53 @@ class Storage:
             return False
         return True
 
-    def write(self, uri: str, data: bytes) -> None:
-        """Atomically replace the object at uri with data."""
+    def write(self, uri: str, data: bytes | Readable) -> None:
+        """Atomically replace the object at uri with data: bytes, or a binary stream read
+        from its current position to its end. A write that fails raises StorageError and
+        leaves the previous object, if any, in place."""
         if is_http(uri):
             raise _read_only(uri)
         if not is_s3(uri):
             self._write_local(local_path(uri), data)
             return
+        from boto3.s3.transfer import TransferConfig
+
         location = parse_s3(uri)
-        temporary = f"{location.key}.tmp-{uuid.uuid4().hex}"
-        s3 = self._s3()
+        # The transfer manager: one PutObject up to part_size, else a multipart upload of
+        # parts sent in parallel, completed last (that is when the object appears) and
+        # aborted on any failure. No temporary object: nothing to copy, nothing left behind.
+        config = TransferConfig(
+            multipart_threshold=self.part_size,
+            multipart_chunksize=self.part_size,
+            max_concurrency=UPLOAD_THREADS,
+        )
+        # boto3 needs read() alone (its stubs ask for a whole IO); BytesIO shares the bytes.
+        body = cast("IO[bytes]", io.BytesIO(data) if isinstance(data, bytes) else data)
         with _s3_errors(uri):
-            s3.put_object(Bucket=location.bucket, Key=temporary, Body=data)
             try:
-                # Managed copy: multipart above 5 GB, which copy_object refuses.
-                s3.copy(
-                    {"Bucket": location.bucket, "Key": temporary}, location.bucket, location.key
-                )
-            finally:
-                s3.delete_object(Bucket=location.bucket, Key=temporary)
+                self._s3().upload_fileobj(body, location.bucket, location.key, Config=config)
+            except OSError as error:  # the source failed while being read
+                raise StorageError(f"{uri}: {error}") from error
 
     @staticmethod
-    def _write_local(path: Path, data: bytes) -> None:
+    def _write_local(path: Path, data: bytes | Readable) -> None:
+        temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
             with temporary.open("wb") as handle:
-                handle.write(data)
+                if isinstance(data, bytes):
+                    handle.write(data)
+                else:
+                    shutil.copyfileobj(data, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temporary, path)
-        except OSError as error:
-            raise StorageError(f"{path}: {error}") from error
+        except BaseException as error:  # the source or the disk failed, or an interrupt
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+            if isinstance(error, OSError):
+                raise StorageError(f"{path}: {error}") from error
+            raise
 
     def delete(self, uri: str) -> None:
         if is_http(uri):
