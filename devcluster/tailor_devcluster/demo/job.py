@@ -171,6 +171,20 @@ def summary(job: Mapping[str, Any]) -> list[str]:
         for key in METRICS_SHOWN:
             if key in metrics:
                 lines.append(f"    {key:<26} {metrics[key]:.4f}")
+    trials = status.get("trials") or []
+    if trials:
+        best = (status.get("bestTrial") or {}).get("name")
+        lines.append("  the search's trials (the exported one marked *):")
+        for trial in trials:
+            hyperparameters = trial.get("hyperparameters") or {}
+            value = (trial.get("metrics") or {}).get("top1_accuracy")
+            score = f"top1_accuracy={value:.4f}" if value is not None else "no result"
+            lines.append(
+                f"   {'*' if trial['name'] == best else ' '}{trial['name']} "
+                f"{trial.get('backbone') or trial.get('model')} "
+                f"{hyperparameters.get('recipe', 'train')} at "
+                f"{hyperparameters.get('input_size', '?')} px: {trial.get('state')}, {score}"
+            )
     lines.append(
         f"  GPU-seconds: charged {budget.get('chargedGpuSeconds', 0):.1f} of "
         f"{budget.get('limitGpuSeconds', 0):.0f}, waived {budget.get('waivedGpuSeconds', 0):.1f}"

@@ -93,10 +93,16 @@ def test_the_summary_gives_metrics_and_the_ledger():
         phase="Succeeded",
         reason="Converged",
         model={"uri": "s3://m/x/", "metrics": {"top1_accuracy": 0.99, "f1_macro": 0.98}},
+        bestTrial={"name": "t0"},
         budget={"limitGpuSeconds": 540, "chargedGpuSeconds": 61.5, "waivedGpuSeconds": 3.0},
         trials=[
             {
                 "name": "t0",
+                "model": "tf_efficientnet_lite0",
+                "backbone": "efficientnet-lite0",
+                "hyperparameters": {"recipe": "linear_probe", "input_size": 128},
+                "state": "Succeeded",
+                "metrics": {"top1_accuracy": 0.99},
                 "attempts": [
                     {
                         "attempt": 1,
@@ -116,6 +122,7 @@ def test_the_summary_gives_metrics_and_the_ledger():
     assert "top1_accuracy              0.9900" in text
     assert "GPU-seconds: charged 61.5 of 540, waived 3.0" in text
     assert "t0 attempt 1: Evicted on tailor-cpu-slot x1 (factor 0.5): 3.0 GPU-s, Waived" in text
+    assert "*t0 efficientnet-lite0 linear_probe at 128 px: Succeeded, top1_accuracy=0.9900" in text
 
 
 def test_a_job_without_status_waits_for_the_operator():
