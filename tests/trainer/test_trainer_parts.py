@@ -92,6 +92,9 @@ def test_the_reserve_estimates_until_it_has_measured():
     reserve.observe("checkpoint", 0.1)
     assert reserve.checkpoint == 0.2  # the worst measured
     assert reserve.total() == pytest.approx(2 * 0.5 + 1.5 * 0.2 + 1.2 * 6.0 + 2.0)
+    # An exporting attempt also keeps time for the report's pass and its figures.
+    reserve.export = 12.0
+    assert reserve.total() == pytest.approx(2 * 0.5 + 1.5 * 0.2 + 1.2 * 6.0 + 12.0 + 9.0 + 2.0)
 
 
 def test_the_unmeasured_export_is_priced_by_the_size_of_the_weights():

@@ -74,10 +74,14 @@ class Reserve:
         return self.measured.get("evaluation", 1.0 + self.eval_images * per_image)
 
     def total(self) -> float:
+        # An export also writes the evaluation report: one more pass over the
+        # evaluation split with the exported weights, and a few seconds of figures.
+        report = self.evaluation + 3.0 if self.export else 0.0
         return (
             2 * self.step
             + 1.5 * self.checkpoint
             + 1.2 * self.evaluation
             + self.export
+            + report
             + self.margin
         )
