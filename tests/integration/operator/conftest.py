@@ -3,11 +3,10 @@
 from collections.abc import Iterator
 
 import pytest
-import yaml
 from kubernetes import client
 
 from tailor_devcluster.cluster import LocalCluster
-from tailor_devcluster.waiting import eventually
+from tests.integration.crds import install_crd
 from tests.integration.operator.process import OperatorProcess
 from tests.unit.operator.crd import CRD_PATH
 
@@ -17,29 +16,7 @@ GROUP, VERSION, PLURAL = "tailor.dev", "v1alpha1", "trainingjobs"
 @pytest.fixture(scope="session")
 def trainingjobs(kube: LocalCluster) -> client.CustomObjectsApi:
     """The TrainingJob CRD from crds/, installed and served."""
-    crd = yaml.safe_load(CRD_PATH.read_text())
-    extensions = client.ApiextensionsV1Api(kube.api_client())
-    name = crd["metadata"]["name"]
-    try:
-        extensions.create_custom_resource_definition(crd)
-    except client.ApiException as error:
-        if error.status != 409:
-            raise
-        current = extensions.read_custom_resource_definition(name)
-        crd["metadata"]["resourceVersion"] = current.metadata.resource_version
-        extensions.replace_custom_resource_definition(name, crd)
-
-    def established() -> bool:
-        conditions = extensions.read_custom_resource_definition(name).status.conditions or []
-        return any(c.type == "Established" and c.status == "True" for c in conditions)
-
-    eventually("TrainingJob CRD established", established)
-    api = client.CustomObjectsApi(kube.api_client())
-    eventually(
-        "trainingjobs served",
-        lambda: api.list_cluster_custom_object(GROUP, VERSION, PLURAL) is not None,
-    )
-    return api
+    return install_crd(kube, CRD_PATH)
 
 
 CALIBRATION_NAMESPACE = "tailor-system"
