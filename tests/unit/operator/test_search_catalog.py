@@ -16,6 +16,7 @@ from tailor_contract.cost import (
 from tailor_operator.core.planner import PlannerView
 from tailor_operator.core.search import AutoMLPlanner
 from tailor_operator.core.search.cost import facts_from
+from tailor_operator.core.search.decide import SearchRound
 from tailor_operator.core.search.space import (
     LINEAR_PROBE,
     PROBE_FINETUNE,
@@ -161,6 +162,29 @@ def test_the_cheapest_search_with_a_catalog_is_one_probe():
         probe_gpu_seconds(facts, LITE0, REFERENCE), 1
     )
     assert planner.first_model(spec, "resnet50", [LITE0, MOBILENET]) == "mobilenetv2_100"
+
+
+def test_a_budget_too_small_for_a_bracket_still_fine_tunes_once_after_the_probe():
+    # 300 images of 28 px at a GPU pod's prices: a bracket of three useful fine-tunings
+    # costs more than 500 s, one fine-tuning with what the probe leaves does not
+    # (bench/fewshot.py at N = 30 once ran the probe alone and stopped, most of its
+    # budget unspent).
+    summary = data(images=300)
+    assert SearchRound(view(seconds=500, summary=summary), REFERENCE, 0.002).ladder is None
+    (probe,) = AutoMLPlanner().decide(view(seconds=500, summary=summary)).new_trials
+    assert probe.hyperparameters["recipe"] == LINEAR_PROBE
+    probed = [scored("t0", 0.8, PROBE_HP, "efficientnet-lite0")]  # charged 20 s
+    decision = AutoMLPlanner().decide(view(probed, seconds=500, summary=summary))
+    (tune,) = decision.new_trials
+    assert (tune.name, tune.hyperparameters["recipe"]) == ("t1", PROBE_FINETUNE)
+    assert tune.allowance_gpu_seconds == pytest.approx(480, abs=0.01)  # all that is left
+    assert decision.done is None
+    # Once it has run, nothing more is asked of a spent budget.
+    tuned = [*probed, scored("t1", 0.9, TUNE_HP, "efficientnet-lite0")]
+    tuned[1].charged_gpu_seconds = 470.0
+    final = AutoMLPlanner().decide(view(tuned, seconds=500, summary=summary))
+    assert final.new_trials == []
+    assert final.done == StopReason.BUDGET_EXHAUSTED
 
 
 def test_a_budget_for_the_probe_alone_runs_the_probe_and_ends():

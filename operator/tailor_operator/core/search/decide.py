@@ -202,6 +202,14 @@ class SearchRound:
             hyperparameters=config.hyperparameters(max(0.01, round(epochs, 2))),
         )
 
+    def _worth_alone(self, proposal: TrialProposal) -> bool:
+        """Whether a fine-tuning given all that is left trains long enough to be worth
+        its fixed costs: half the shortest useful fine-tuning, at least one epoch."""
+        config = config_of(proposal.model, dict(proposal.hyperparameters), proposal.backbone)
+        low, _ = self._epoch_limits(config)
+        epochs = float(proposal.hyperparameters.get("epochs", 0.0))
+        return epochs >= max(1.0, 0.5 * low)
+
     def _promotion(self, standing: asha.Standing, allowance: float) -> Promotion | None:
         trial = standing.trial
         config = self._config_of(standing)
@@ -277,9 +285,13 @@ class SearchRound:
             slots -= 1
             free -= proposals[0].allowance_gpu_seconds
         if ladder is None:
-            # Below the cheapest useful search (the budget shrank after validation).
-            if trials + len(proposals) == 0 and free > 0 and slots > 0:
-                return PlannerDecision(new_trials=[self._new_trial(0, free)])
+            # Too little for a bracket: the default recipe gets what is left, once (with
+            # a catalog, after the probe: fine-tuning it once beats stopping at it).
+            index = 1 if self.space.pretrained else 0
+            if trials + len(proposals) == index and free > 0 and slots > 0:
+                default = self._new_trial(index, free)
+                if index == 0 or self._worth_alone(default):
+                    proposals.append(default)
             done = None if busy or proposals else StopReason.BUDGET_EXHAUSTED
             return PlannerDecision(new_trials=proposals, done=done)
         promotions: list[Promotion] = []
