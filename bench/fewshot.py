@@ -70,6 +70,13 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--budget", type=float, default=240.0, help="CPU-seconds per search")
     parser.add_argument("--parallel", type=int, default=2, help="trainer processes at a time")
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=["catalog", "scratch", "references"],
+        default=["catalog", "scratch", "references"],
+        help="run only these (the per-seed comparisons need all three)",
+    )
     args = parser.parse_args()
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="fewshot-bench-") as scratch:
@@ -89,12 +96,18 @@ def main() -> int:
                 jobs: dict[tuple[str, int], Future[Outcome]] = {}
                 with ThreadPoolExecutor(max_workers=2 * args.seeds) as workers:
                     for seed, data in enumerate(draws):
-                        for method, catalog in zip(SEARCHES, ([lite0], []), strict=True):
+                        for method, catalog, short in zip(
+                            SEARCHES, ([lite0], []), ("catalog", "scratch"), strict=True
+                        ):
+                            if short not in args.methods:
+                                continue
                             folder = data.root / method.replace(" ", "-").replace(",", "")
                             jobs[method, seed] = workers.submit(
                                 _search, data, args.budget, seed, folder, slots, catalog
                             )
                     for data in draws:
+                        if "references" not in args.methods:
+                            break
                         side = pretrained_side(data.facts, lite0)
                         for method, value in (
                             ("logistic regression", logistic_regression(data)),
@@ -131,6 +144,8 @@ def main() -> int:
         print("\nper-seed wins of the catalog search (test accuracy):")
         for name in args.data:
             for shots in args.shots:
+                if set(args.methods) != {"catalog", "scratch", "references"}:
+                    break
                 ours = rows[name, shots, SEARCHES[0]]
                 for other in (SEARCHES[1], *REFERENCES[:2]):
                     wins = sum(a > b for a, b in zip(ours, rows[name, shots, other], strict=True))
