@@ -175,5 +175,10 @@ class AttemptResult(_Document):
         text = trimmed.model_dump_json(exclude_defaults=True)
         if len(text.encode()) <= TERMINATION_MESSAGE_LIMIT:
             return text
-        bare = trimmed.model_copy(update={"problems": [], "reason": self.reason[:1000]})
+        # The catalog's verdicts keep every name (the operator needs which entries are
+        # usable) but only the start of each reason; the full ones are in the result file.
+        unusable = {name: why[:80] for name, why in self.unusable_backbones.items()}
+        bare = trimmed.model_copy(
+            update={"problems": [], "reason": self.reason[:1000], "unusable_backbones": unusable}
+        )
         return bare.model_dump_json(exclude_defaults=True)

@@ -44,6 +44,17 @@ def test_termination_message_fits_the_kubernetes_limit_however_many_problems():
     assert parsed.reason.startswith("xxx")
 
 
+def test_a_long_list_of_unusable_backbones_still_fits_and_keeps_every_name():
+    unusable = {f"backbone-{i}": "weights unreadable: " + "e" * 400 for i in range(12)}
+    result = AttemptResult(exit="SUCCESS", verified_backbones=["good"], unusable_backbones=unusable)
+    message = result.to_termination_message()
+    assert len(message.encode()) <= TERMINATION_MESSAGE_LIMIT
+    parsed = AttemptResult.model_validate_json(message)
+    assert set(parsed.unusable_backbones) == set(unusable)
+    assert parsed.verified_backbones == ["good"]
+    assert all(why.startswith("weights unreadable") for why in parsed.unusable_backbones.values())
+
+
 def test_small_results_round_trip_unchanged():
     result = AttemptResult(exit="SUCCESS", metrics={"top1": 0.93}, steps=120, images_seen=3840)
     assert AttemptResult.model_validate_json(result.to_termination_message()) == result
