@@ -125,6 +125,9 @@ def test_with_a_catalog_the_probe_comes_first_then_fine_tuning():
     assert default.hyperparameters["recipe"] == PROBE_FINETUNE
     assert default.backbone == "efficientnet-lite0"
     assert float(default.hyperparameters["backbone_lr_scale"]) < 1.0
+    # A long warmup: full-rate first steps knock the features off the probe's classifier.
+    assert default.hyperparameters["warmup_fraction"] == 0.3
+    assert "warmup_fraction" not in probe.hyperparameters
     # Tiny images are fed to an ImageNet backbone at no less than 128 px.
     assert int(default.hyperparameters["input_size"]) >= 128
     for proposal in rest:
