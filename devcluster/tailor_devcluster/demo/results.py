@@ -29,7 +29,12 @@ def save_samples(dataset: CocoDataset, folder: Path, count: int) -> list[Path]:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     files = dataset.held_out_files() or dataset.evaluation_files()
-    chosen = files[:: max(1, len(files) // count)][:count]
+    chosen: list[str] = []
+    for name in files:  # one of each class, the first classes first
+        if dataset.labels[name] not in {dataset.labels[c] for c in chosen}:
+            chosen.append(name)
+        if len(chosen) == count:
+            break
     paths = []
     for name in chosen:
         path = folder / f"true-{dataset.labels[name]}_{Path(name).stem}.png"
