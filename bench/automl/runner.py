@@ -123,13 +123,17 @@ class Books:
         env = os.environ | {"TAILOR_TERMINATION_LOG": str(log), "OMP_NUM_THREADS": "1"}
         command = [sys.executable, "-m", "tailor_trainer", "run", "--config", str(path)]
         with self.slots:
-            pid = subprocess.Popen(
+            # Held until reaped: a Popen collected while its child runs is reaped by the
+            # next Popen's cleanup in another thread, and our wait4 finds no child.
+            process = subprocess.Popen(
                 command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            ).pid
+            )
+            pid = process.pid
             stopped = False
             while True:  # wait4, not Popen.wait: the rusage is the process's own CPU time
                 done, status, usage = os.wait4(pid, os.WNOHANG)
                 if done:
+                    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here
                     break
                 if not stopped and _cpu(pid) > allowance:
                     os.kill(pid, signal.SIGTERM)  # it checkpoints and exits 75
