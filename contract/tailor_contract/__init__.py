@@ -16,6 +16,7 @@ from tailor_contract.documents import (
 )
 from tailor_contract.exit_codes import ExitCode, describe_exit
 from tailor_contract.hyperparameters import Hyperparameters, hyperparameter_defaults
+from tailor_contract.metrics import METRICS, PRIMARY_METRIC, TRAINABLE_TASKS, metric_problem
 
 __all__ = [
     "TERMINATION_MESSAGE_LIMIT",
@@ -23,6 +24,9 @@ __all__ = [
     "AttemptResult",
     "DatasetFacts",
     "DatasetRef",
+    "METRICS",
+    "PRIMARY_METRIC",
+    "TRAINABLE_TASKS",
     "ExitCode",
     "Hyperparameters",
     "PretrainedBackbone",
@@ -30,4 +34,5 @@ __all__ = [
     "TrialConfig",
     "describe_exit",
     "hyperparameter_defaults",
+    "metric_problem",
 ]

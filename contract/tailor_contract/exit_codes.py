@@ -15,6 +15,10 @@ class ExitCode(IntEnum):
     BUDGET_NOT_ENOUGH = 67  # the budget cannot pay for the cheapest useful search
     DIVERGED = 68  # NaN/inf loss, or no learning at all
     RETRYABLE = 75  # EX_TEMPFAIL: stopped by SIGTERM or a transient fault; resume me
+    # EX_CONFIG: the job's own configuration is wrong (an unknown model, a metric the
+    # task has not, unreadable pretrained weights, an output another job owns). The
+    # user must change the TrainingJob; another attempt would fail the same way.
+    INVALID_CONFIG = 78
 
     @property
     def is_permanent_failure(self) -> bool:
@@ -28,6 +32,7 @@ _PERMANENT = frozenset(
         ExitCode.DATASET_NOT_FOUND,
         ExitCode.BUDGET_NOT_ENOUGH,
         ExitCode.DIVERGED,
+        ExitCode.INVALID_CONFIG,
     }
 )
 

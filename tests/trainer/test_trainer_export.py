@@ -128,7 +128,7 @@ def test_the_export_command_bundles_the_best_checkpoint(tmp_path, termination_lo
 
 
 def test_exporting_before_any_evaluation_is_a_clear_error(tmp_path, termination_log):
-    assert main(["export", "--output", str(tmp_path / "empty")]) == 2
+    assert main(["export", "--output", str(tmp_path / "empty")]) == ExitCode.INVALID_CONFIG
     reason = AttemptResult.model_validate_json(termination_log.read_text()).reason
     assert "no evaluated checkpoint to export" in reason
 

@@ -178,7 +178,7 @@ def test_a_model_other_than_the_backbones_architecture_is_refused(
     config = _config(tmp_path, dataset, catalogued, model="test_efficientnet")
     path = tmp_path / "trial.json"
     path.write_text(config.model_dump_json())
-    assert main(["run", "--config", str(path)]) == 2  # invalid configuration
+    assert main(["run", "--config", str(path)]) == ExitCode.INVALID_CONFIG
     result = AttemptResult.model_validate_json(termination_log.read_text())
     assert "'test_efficientnet' is not the architecture of backbone 'test-resnet-colours'" in (
         result.reason

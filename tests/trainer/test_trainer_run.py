@@ -128,7 +128,7 @@ def test_the_attempt_stops_itself_within_its_allowance(tmp_path, termination_log
 def test_bad_hyperparameters_are_named(tmp_path, termination_log):
     train, _ = _dataset(tmp_path / "data")
     code, result = _run(_config(tmp_path, train, hyperparameters={"lr_typo": 1}), termination_log)
-    assert code == 2
+    assert code == ExitCode.INVALID_CONFIG
     assert "lr_typo" in result.reason
 
 
@@ -252,5 +252,5 @@ def test_an_explicit_resume_checkpoint_that_does_not_exist_is_named(tmp_path, te
     train, _ = _dataset(tmp_path / "data")
     missing = str(tmp_path / "elsewhere" / "last.pt")
     code, result = _run(_config(tmp_path, train, resume=missing), termination_log)
-    assert code == 2
+    assert code == ExitCode.INVALID_CONFIG
     assert missing in result.reason

@@ -183,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, started)
         return _export(args)
     except ConfigError as error:
-        return _fail(USAGE_EXIT, f"invalid configuration: {error}")
+        # The user must change the TrainingJob: the operator never retries this code.
+        return _fail(int(ExitCode.INVALID_CONFIG), f"invalid configuration: {error}")
     except AttemptEnded as error:
         # Raised before a run could keep its own books (e.g. export, early dataset errors).
         return _fail(int(error.code), error.reason, error.problems)

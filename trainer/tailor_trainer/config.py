@@ -6,25 +6,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from tailor_contract import Hyperparameters, TrialConfig
+from tailor_contract import PRIMARY_METRIC, Hyperparameters, TrialConfig, metric_problem
 from tailor_trainer.errors import ConfigError
-
-PRIMARY_METRIC = {"classification": "top1_accuracy", "multilabel": "average_precision_macro"}
-_SHARED = (
-    "average_precision_macro",
-    "average_precision_micro",
-    "precision_macro",
-    "recall_macro",
-    "f1_macro",
-    "precision_micro",
-    "recall_micro",
-    "f1_micro",
-)
-METRICS = {
-    "classification": frozenset({"top1_accuracy", "top5_accuracy", "calibration_ece", *_SHARED}),
-    "multilabel": frozenset({"accuracy", *_SHARED}),
-}
-
 
 def _errors(error: ValidationError) -> str:
     return "; ".join(
@@ -44,11 +27,9 @@ def load_trial_config(path: str) -> TrialConfig:
         raise ConfigError(f"{path} is not JSON: {error}") from error
     except ValidationError as error:
         raise ConfigError(f"{path}: {_errors(error)}") from error
-    if config.task not in PRIMARY_METRIC:
-        raise ConfigError(f"task {config.task!r} is not supported by this trainer yet")
-    known = METRICS[config.task]
-    if config.primary_metric is not None and config.primary_metric not in known:
-        raise ConfigError(f"primary_metric {config.primary_metric!r} is not one of {sorted(known)}")
+    problem = metric_problem(config.task, config.primary_metric)
+    if problem is not None:
+        raise ConfigError(problem)
     return config
 
 

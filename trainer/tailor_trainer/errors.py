@@ -2,13 +2,14 @@
 
 from tailor_contract import ExitCode
 
-# argparse's convention for a bad command line; the contract leaves it "unexplained",
-# which is right: a bad config is the system's fault, never the user's dataset.
+# argparse's convention for a bad command line, for `predict` (a user's tool, no
+# attempt). An attempt's bad configuration exits with the contract's INVALID_CONFIG.
 USAGE_EXIT = 2
 
 
 class ConfigError(Exception):
-    """The command line, the trial config or its hyperparameters are wrong."""
+    """The job's configuration is wrong: the trial config, its hyperparameters, a model
+    name, a metric, pretrained weights or the output. The message names the field."""
 
 
 class AttemptEnded(Exception):

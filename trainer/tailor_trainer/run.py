@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from tailor_contract import ExitCode, Hyperparameters, TrialConfig
+from tailor_contract.metrics import sign as metric_sign
 from tailor_trainer import checkpoint
 from tailor_trainer.allowance import Allowance, Reserve, export_estimate
 from tailor_trainer.config import hyperparameters_of, load_trial_config, metrics_port_of
@@ -39,7 +40,6 @@ from tailor_trainer.trial import (
 )
 
 log = logging.getLogger(__name__)
-LOWER_IS_BETTER = frozenset({"calibration_ece"})
 
 
 class Attempt:
@@ -244,7 +244,7 @@ class Attempt:
         value = books.metrics.get(trial.primary_metric)
         if value is None:
             return
-        sign = -1.0 if trial.primary_metric in LOWER_IS_BETTER else 1.0
+        sign = metric_sign(trial.config.task, trial.primary_metric)
         if books.best_value is not None and sign * value <= sign * books.best_value:
             return
         books.best_value, books.best_step = value, books.step

@@ -1,0 +1,64 @@
+"""Every metric the trainer reports, per task, and which way is better.
+
+One table for both sides: the trainer keeps its best checkpoint by it, the search
+ranks trials by it and the operator picks the job's result by it. A metric not in
+the table has no known direction, so nothing may rank by it.
+"""
+
+from typing import Literal
+
+from tailor_contract.backbones import Task
+
+Direction = Literal["Maximize", "Minimize"]
+
+_SHARED: dict[str, Direction] = {
+    "average_precision_macro": "Maximize",
+    "average_precision_micro": "Maximize",
+    "precision_macro": "Maximize",
+    "recall_macro": "Maximize",
+    "f1_macro": "Maximize",
+    "precision_micro": "Maximize",
+    "recall_micro": "Maximize",
+    "f1_micro": "Maximize",
+}
+METRICS: dict[Task, dict[str, Direction]] = {
+    "classification": {
+        "top1_accuracy": "Maximize",
+        "top5_accuracy": "Maximize",
+        "calibration_ece": "Minimize",  # expected calibration error: 0 is perfect
+        **_SHARED,
+    },
+    "multilabel": {"accuracy": "Maximize", **_SHARED},
+}
+PRIMARY_METRIC: dict[Task, str] = {
+    "classification": "top1_accuracy",
+    "multilabel": "average_precision_macro",
+}
+# The tasks this trainer can run; the CRD's enum and the operator's checks follow it.
+TRAINABLE_TASKS: tuple[Task, ...] = tuple(METRICS)
+
+
+def direction(task: Task, metric: str) -> Direction | None:
+    """Which way is better for `metric` of `task`; None when the metric is unknown."""
+    return METRICS.get(task, {}).get(metric)
+
+
+def sign(task: Task, metric: str) -> float:
+    """+1 where higher is better, -1 where lower is; ranking by an unknown metric is a bug."""
+    found = direction(task, metric)
+    if found is None:
+        raise KeyError(f"no direction is known for metric {metric!r} of task {task!r}")
+    return 1.0 if found == "Maximize" else -1.0
+
+
+def metric_problem(task: str, metric: str | None) -> str | None:
+    """Why `metric` cannot rank a `task` model, in words naming both; None if it can."""
+    if task not in METRICS:
+        trainable = ", ".join(TRAINABLE_TASKS)
+        return f"task {task!r} is not supported by this trainer (supported: {trainable})"
+    if metric is None:
+        return None
+    known = METRICS[task]  # type: ignore[index]
+    if metric not in known:
+        return f"metric {metric!r} is not reported for task {task!r}; one of: {', '.join(known)}"
+    return None
