@@ -11,6 +11,7 @@ from tailor_contract.documents import (
     AttemptResult,
     DatasetFacts,
     DatasetRef,
+    GivenTrial,
     SearchTrial,
     TrialConfig,
 )
@@ -19,15 +20,16 @@ from tailor_contract.hyperparameters import Hyperparameters, hyperparameter_defa
 from tailor_contract.metrics import METRICS, PRIMARY_METRIC, TRAINABLE_TASKS, metric_problem
 
 __all__ = [
+    "METRICS",
+    "PRIMARY_METRIC",
     "TERMINATION_MESSAGE_LIMIT",
     "TERMINATION_MESSAGE_PATH",
+    "TRAINABLE_TASKS",
     "AttemptResult",
     "DatasetFacts",
     "DatasetRef",
-    "METRICS",
-    "PRIMARY_METRIC",
-    "TRAINABLE_TASKS",
     "ExitCode",
+    "GivenTrial",
     "Hyperparameters",
     "PretrainedBackbone",
     "SearchTrial",

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tailor_contract.backbones import PretrainedBackbone
-from tailor_contract.documents import DatasetFacts
+from tailor_contract.documents import DatasetFacts, GivenTrial
 
 # Re-exported: the priors are a document of their own (prices.py).
 from tailor_contract.prices import REFERENCE as REFERENCE
@@ -222,3 +222,27 @@ def minimum_catalog_search_gpu_seconds(
     if not catalog:
         raise ValueError("an empty catalog has no minimum")
     return round(min(probe_gpu_seconds(facts, entry, cost) for entry in catalog), 1)
+
+
+# -- trials the user listed ----------------------------------------------------------
+def given_trial_gpu_seconds(
+    facts: DatasetFacts, trial: GivenTrial, cost: CostModel = REFERENCE
+) -> float:
+    """The shortest useful training of one listed trial: its model, side and GPUs, for
+    the epochs a useful fine-tune (with weights) or training from scratch needs."""
+    train, _ = split_images(facts)
+    epochs = finetune_min_epochs(train) if trial.pretrained else min_useful_epochs(train)
+    side = trial.input_size or default_input_side(facts)
+    backbone = find_backbone(trial.model)
+    return attempt_gpu_seconds(facts, backbone, epochs, side, trial.gpus, cost)
+
+
+def minimum_given_trials_gpu_seconds(
+    facts: DatasetFacts, trials: Sequence[GivenTrial], cost: CostModel = REFERENCE
+) -> float:
+    """Listed trials run as given, the budget shared equally: the budget must pay every
+    one of them a useful training. Priced as what will run, never as a search."""
+    if not trials:
+        raise ValueError("no trials to price")
+    shortest = [given_trial_gpu_seconds(facts, trial, cost) for trial in trials]
+    return round(max(shortest) * len(trials), 1)

@@ -41,6 +41,15 @@ class SearchTrial(_Document):
     ended: str = Field(default="", description="why it ended: completed, stopped early, ...")
 
 
+class GivenTrial(_Document):
+    """Validation only: a trial spec.search.trials lists, checked and priced before any GPU."""
+
+    model: str = Field(description="timm model name")
+    pretrained: str | None = Field(default=None, description="URI of safetensors weights")
+    gpus: int = Field(default=1, ge=1)
+    input_size: int | None = Field(default=None, gt=0, description="its input_size, if set")
+
+
 class TrialConfig(_Document):
     """Everything one trial attempt needs; written by the operator, read by the trainer."""
 
@@ -65,6 +74,17 @@ class TrialConfig(_Document):
     search: list[SearchTrial] = Field(
         default_factory=list,
         description="the search's trials when this attempt started, for the report",
+    )
+    given_trials: list[GivenTrial] = Field(
+        default_factory=list,
+        description=(
+            "validation only: spec.search.trials, in order: their models must exist, their "
+            "weights be readable, and the budget is checked against what they will run"
+        ),
+    )
+    candidate_models: list[str] = Field(
+        default_factory=list,
+        description="validation only: spec.search.models, in order: each must exist in timm",
     )
     hyperparameters: dict[str, float | int | str | bool] = Field(default_factory=dict)
     allowance_gpu_seconds: float = Field(
@@ -159,6 +179,13 @@ class AttemptResult(_Document):
     checkpoint_uri: str | None = None
     result_uri: str | None = Field(default=None, description="the full result document (JSON)")
     export_uri: str | None = Field(default=None, description="prefix of the export bundle")
+    export_digest: str | None = Field(
+        default=None,
+        description=(
+            "sha256 of the exported weights (model.safetensors), written and read back; "
+            "with export_uri, the proof the bundle exists that the job may deliver"
+        ),
+    )
     verified_backbones: list[str] = Field(
         default_factory=list, description="validation: catalog entries read and digest-checked"
     )

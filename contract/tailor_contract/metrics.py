@@ -58,7 +58,7 @@ def metric_problem(task: str, metric: str | None) -> str | None:
         return f"task {task!r} is not supported by this trainer (supported: {trainable})"
     if metric is None:
         return None
-    known = METRICS[task]  # type: ignore[index]
+    known = METRICS[task]
     if metric not in known:
         return f"metric {metric!r} is not reported for task {task!r}; one of: {', '.join(known)}"
     return None

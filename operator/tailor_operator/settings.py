@@ -143,6 +143,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         image_pull_policy=_read(env, "IMAGE_PULL_POLICY", str, base.image_pull_policy),
         default_model=_read(env, "DEFAULT_MODEL", str, base.default_model),
         max_attempts=_read(env, "MAX_ATTEMPTS", _positive_int, base.max_attempts),
+        max_waived_attempts=_read(
+            env, "MAX_WAIVED_ATTEMPTS", _positive_int, base.max_waived_attempts
+        ),
         backoff_base_seconds=_read(
             env, "BACKOFF_BASE_SECONDS", _seconds, base.backoff_base_seconds
         ),

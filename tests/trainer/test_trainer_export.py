@@ -122,9 +122,12 @@ def test_the_export_command_bundles_the_best_checkpoint(tmp_path, termination_lo
     assert card["metrics"] == best["metrics"]
     assert card["step"] == best["step"]
     assert card["classes"] == ["class-0", "class-1", "class-2"]
-    assert AttemptResult.model_validate_json(termination_log.read_text()).export_uri == (
-        str(tmp_path / "out" / "export")
-    )
+    reported = AttemptResult.model_validate_json(termination_log.read_text())
+    assert reported.export_uri == str(tmp_path / "out" / "export")
+    # The digest the operator records is the one of the weights actually written.
+    weights = (tmp_path / "out" / "export" / "model.safetensors").read_bytes()
+    assert reported.export_digest == "sha256:" + hashlib.sha256(weights).hexdigest()
+    assert reported.export_digest == card["files"]["model.safetensors"]
 
 
 def test_exporting_before_any_evaluation_is_a_clear_error(tmp_path, termination_log):
@@ -141,6 +144,10 @@ def test_a_run_in_s3_trains_checkpoints_and_exports(
     code, result = _train(tmp_path, f"s3://{bucket}/data", output, export=True)
     assert code == ExitCode.SUCCESS, result.reason
     assert result.export_uri == f"{output}/export"
+    weights = s3.client().get_object(
+        Bucket=bucket, Key="team-a/job/trial-0/export/model.safetensors"
+    )
+    assert result.export_digest == "sha256:" + hashlib.sha256(weights["Body"].read()).hexdigest()
     assert result.result_uri == f"{output}/results/attempt-1.json"
     keys = {o["Key"] for o in s3.client().list_objects_v2(Bucket=bucket)["Contents"]}
     prefix = "team-a/job/trial-0/"

@@ -67,12 +67,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from tailor_contract import Hyperparameters, PretrainedBackbone
+    from tailor_contract import GivenTrial, Hyperparameters, PretrainedBackbone
     from tailor_contract.cost import REFERENCE
     from tailor_trainer.validate import ValidateOptions, validate
 
     cost = REFERENCE
     catalog: tuple[PretrainedBackbone, ...] = ()
+    candidates: tuple[str, ...] = ()
+    given: tuple[GivenTrial, ...] = ()
     eval_fraction, seed = Hyperparameters().eval_fraction, 0
     if args.config:
         # The operator's validation pod: its allowance is the whole job's budget.
@@ -92,6 +94,8 @@ def _validate(args: argparse.Namespace) -> int:
         # The catalog to verify, and the evaluation split the trials will score on.
         catalog = tuple(config.catalog)
         eval_fraction, seed = hyperparameters_of(config).eval_fraction, config.seed
+        # The models and weights the spec names, checked before any GPU.
+        candidates, given = tuple(config.candidate_models), tuple(config.given_trials)
     options = ValidateOptions(
         annotations=args.annotations,
         evaluation=args.evaluation,
@@ -106,6 +110,8 @@ def _validate(args: argparse.Namespace) -> int:
         catalog=catalog,
         eval_fraction=eval_fraction,
         seed=seed,
+        candidate_models=candidates,
+        given_trials=given,
     )
     report = validate(Storage(args.endpoint), options)
     print(json.dumps(report.to_json(), indent=2))
@@ -123,14 +129,18 @@ def _run(args: argparse.Namespace, started: float) -> int:
 def _export(args: argparse.Namespace) -> int:
     from tailor_trainer.exporter import export_trial
 
-    uri = export_trial(
+    exported = export_trial(
         Storage(args.endpoint),
         args.output,
         checkpoint_uri=args.checkpoint,
         destination=args.destination,
     )
-    write_termination_message(AttemptResult(exit=ExitCode.SUCCESS.name, export_uri=uri))
-    print(json.dumps({"export_uri": uri}))
+    write_termination_message(
+        AttemptResult(
+            exit=ExitCode.SUCCESS.name, export_uri=exported.uri, export_digest=exported.digest
+        )
+    )
+    print(json.dumps({"export_uri": exported.uri, "export_digest": exported.digest}))
     return int(ExitCode.SUCCESS)
 
 

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from tailor_contract import PRIMARY_METRIC, Hyperparameters, TrialConfig, metric_problem
 from tailor_trainer.errors import ConfigError
 
+
 def _errors(error: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in item['loc']) or 'document'}: {item['msg']}"

@@ -7,6 +7,7 @@ import json
 import logging
 import tempfile
 import warnings
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,20 @@ from tailor_trainer.storage import Storage, join
 log = logging.getLogger(__name__)
 
 ONNX_TOLERANCE = 1e-4
-FILES = ("model.safetensors", "config.json", "model.torchscript.pt", "model.onnx")
+WEIGHTS = "model.safetensors"
+FILES = (WEIGHTS, "config.json", "model.torchscript.pt", "model.onnx")
 
 
 class ExportError(Exception):
     """The exported model does not reproduce the PyTorch model."""
+
+
+@dataclass(frozen=True)
+class Exported:
+    """Where the bundle is, and the sha256 of its weights as its stored card says."""
+
+    uri: str
+    digest: str
 
 
 def _trace(model: torch.nn.Module, sample: torch.Tensor, path: Path) -> None:
@@ -150,8 +160,9 @@ def export_trial(
     checkpoint_uri: str | None = None,
     destination: str | None = None,
     samples: int = 4,
-) -> str:
-    """Export the trial's best weights (or a named safetensors file) to destination."""
+) -> Exported:
+    """Export the trial's best weights (or a named safetensors file) to destination.
+    The card, written last, is read back: its weights digest is what the operator records."""
     weights, meta = checkpoint.load_best(storage, output)
     if checkpoint_uri:
         from safetensors.torch import load as load_safetensors
@@ -165,8 +176,12 @@ def export_trial(
     target = destination or join(output, "export")
     with tempfile.TemporaryDirectory(prefix="tailor-export-") as scratch:
         folder = Path(scratch)
-        write_bundle(model, meta, folder, inputs)
+        card = write_bundle(model, meta, folder, inputs)
         for name in (*FILES, "model_card.json"):
             storage.write(join(target, name), (folder / name).read_bytes())
+    stored = json.loads(storage.read(join(target, "model_card.json")))
+    digest = stored.get("files", {}).get(WEIGHTS)
+    if digest != card["files"][WEIGHTS]:
+        raise ExportError(f"the model card stored at {target} does not name the weights written")
     log.info("exported %s (step %s) to %s", meta["model"], meta["step"], target)
-    return target
+    return Exported(target, digest)

@@ -4,13 +4,16 @@ the checkpoints, and the run's resolved config so it can be reproduced."""
 import json
 import logging
 import platform
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tailor_contract import AttemptResult, ExitCode
 from tailor_trainer.allowance import Allowance
 from tailor_trainer.storage import Storage, StorageError, join
 from tailor_trainer.termination import write_termination_message
 from tailor_trainer.trial import Trial
+
+if TYPE_CHECKING:
+    from tailor_trainer.exporter import Exported
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +70,7 @@ def finish(
     *,
     problems: list[str] | None = None,
     checkpoint_uri: str | None = None,
-    export_uri: str | None = None,
+    exported: "Exported | None" = None,
 ) -> AttemptResult:
     """Build the result, store the full document (best effort), write the message."""
     books = trial.books if trial else None
@@ -87,7 +90,8 @@ def finish(
         primary_metric=trial.primary_metric if trial else None,
         resumed_from_step=books.resumed_from if books else None,
         checkpoint_uri=checkpoint_uri,
-        export_uri=export_uri,
+        export_uri=exported.uri if exported else None,
+        export_digest=exported.digest if exported else None,
     )
     uri = join(config_output, "results", f"attempt-{attempt}.json")
     document: dict[str, Any] = {"result": result.model_dump(mode="json")}

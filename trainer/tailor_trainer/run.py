@@ -391,15 +391,15 @@ def run(config: TrialConfig, hp: Hyperparameters, started: float) -> int:
         if trial.books.evaluated_at != trial.books.step:
             attempt.evaluate()
         attempt.save()
-        export_uri = None
+        exported = None
         if config.export and world.is_main:
             from tailor_trainer.exporter import export_trial
             from tailor_trainer.report.collect import write_export_report
 
-            export_uri = export_trial(storage, config.output)
-            write_export_report(trial, export_uri, should_stop=lambda: stop.requested)
+            exported = export_trial(storage, config.output)
+            write_export_report(trial, exported.uri, should_stop=lambda: stop.requested)
         reason = attempt.reason(stopped_by)
-        return end(ExitCode.SUCCESS, stopped_by, reason, export_uri=export_uri)
+        return end(ExitCode.SUCCESS, stopped_by, reason, exported=exported)
     except AttemptEnded as error:
         return end(error.code, error.stopped_by, error.reason, problems=error.problems)
     except StorageError as error:

@@ -8,9 +8,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from tailor_contract import AttemptResult, DatasetFacts, ExitCode, PretrainedBackbone
-from tailor_contract.cost import REFERENCE, CostModel
+from tailor_contract import AttemptResult, DatasetFacts, ExitCode, GivenTrial, PretrainedBackbone
+from tailor_contract.cost import REFERENCE, CostModel, minimum_given_trials_gpu_seconds
 from tailor_trainer.coco import ClassTask, CocoSplit, ImageEntry
+from tailor_trainer.configcheck import config_problems
 from tailor_trainer.datasets import class_counts, digest_of, parse_dataset, stratified_split
 from tailor_trainer.errors import ConfigError, DatasetNotFound
 from tailor_trainer.estimate import estimate_min_gpu_seconds
@@ -37,6 +38,8 @@ class ValidateOptions:
     catalog: tuple[PretrainedBackbone, ...] = ()  # backbones to verify
     eval_fraction: float = 0.2  # the trainer's split when no evaluation file is given
     seed: int = 0  # ... and its seed: majority_fraction is about the split it will use
+    candidate_models: tuple[str, ...] = ()  # spec.search.models: each must exist
+    given_trials: tuple[GivenTrial, ...] = ()  # spec.search.trials: checked and priced
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,13 @@ def verify_catalog(
 
 
 def validate(storage: Storage, options: ValidateOptions) -> ValidationReport:
+    wrong = config_problems(storage, options.candidate_models, options.given_trials)
+    if wrong:
+        reason = "invalid configuration: " + "; ".join(wrong)
+        result = AttemptResult(
+            exit=ExitCode.INVALID_CONFIG.name, reason=reason, problems=wrong, stopped_by="config"
+        )
+        return ValidationReport(ExitCode.INVALID_CONFIG, result, [], {})
     problems = Problems()
     try:
         train, evaluation = parse_dataset(
@@ -153,11 +163,14 @@ def validate(storage: Storage, options: ValidateOptions) -> ValidationReport:
     # Only what is verified can be fine-tuned: the search prices exactly those.
     verified, unusable = verify_catalog(storage, options.catalog)
     usable = tuple(b for b in options.catalog if b.name in verified)
-    estimate = (
-        estimate_min_gpu_seconds(facts, options.input_size, options.model, options.cost, usable)
-        if facts
-        else None
-    )
+    estimate = None
+    if facts and options.given_trials:
+        # Listed trials run as given: price what will run, never a search.
+        estimate = minimum_given_trials_gpu_seconds(facts, options.given_trials, options.cost)
+    elif facts:
+        estimate = estimate_min_gpu_seconds(
+            facts, options.input_size, options.model, options.cost, usable
+        )
     code, reason, stopped_by = ExitCode.SUCCESS, "dataset valid", None
     if not problems.ok:
         code, reason, stopped_by = (
@@ -174,6 +187,11 @@ def validate(storage: Storage, options: ValidateOptions) -> ValidationReport:
         reason = (
             f"budget of {options.budget_gpu_seconds:g} GPU-seconds is below the estimated "
             f"minimum of {estimate:g} GPU-seconds for this dataset"
+            + (
+                f" (a useful training of each of the {len(options.given_trials)} listed trials)"
+                if options.given_trials
+                else ""
+            )
         )
     result = AttemptResult(
         exit=code.name,

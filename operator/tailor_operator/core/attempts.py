@@ -74,10 +74,12 @@ def _ended(pod: PodView, nodes: Mapping[str, NodeView], policy: Policy, now: dat
     return now - deadline >= timedelta(seconds=policy.deletion_timeout_seconds)
 
 
-def _settle_from_pod(record: AttemptRecord, pod: PodView, now: datetime) -> Observed:
+def _settle_from_pod(
+    record: AttemptRecord, pod: PodView, now: datetime, user_config: bool
+) -> Observed:
     end = pod.end
     deleted = pod.deleting_since is not None and record.stop_requested is None
-    outcome, detail = classify(end, record.stop_requested, pod.disruption, deleted)
+    outcome, detail = classify(end, record.stop_requested, pod.disruption, deleted, user_config)
     result = read_result(end.message) if end else None
     message = ""
     if result is not None:
@@ -97,6 +99,10 @@ def _settle_from_pod(record: AttemptRecord, pod: PodView, now: datetime) -> Obse
         metrics=dict(result.metrics) if result else {},
         message=message,
     )
+    if result is not None and result.export_uri and result.export_digest:
+        settled = settled.model_copy(
+            update={"export_uri": result.export_uri, "export_digest": result.export_digest}
+        )
     return Observed(settled, result)
 
 
@@ -107,8 +113,10 @@ def observe(
     table: CalibrationTable,
     policy: Policy,
     now: datetime,
+    user_config: bool = False,
 ) -> Observed:
-    """The record brought up to date with its pod (None: the pod does not exist)."""
+    """The record brought up to date with its pod (None: the pod does not exist).
+    `user_config`: the job's spec chose the attempt's configuration."""
     if record.final:
         return Observed(record)
     if pod is None:
@@ -133,7 +141,7 @@ def observe(
         }
     )
     if _ended(pod, nodes, policy, now):
-        return _settle_from_pod(record, pod, now)
+        return _settle_from_pod(record, pod, now, user_config)
     return Observed(record)
 
 

@@ -59,8 +59,12 @@ class Draft:
             for record in trial.attempts:
                 yield trial.name, record
 
+    def ledger(self) -> Iterator[AttemptRecord]:
+        """Every ledger line of the job."""
+        return (record for _, record in self.records())
+
     def budget(self) -> BudgetStatus:
-        return totals(self.limit, (record for _, record in self.records()))
+        return totals(self.limit, self.ledger())
 
     def new_record(self, trial: str, attempt: int, gpus: int, allowance: float) -> AttemptRecord:
         return AttemptRecord(

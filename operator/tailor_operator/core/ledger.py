@@ -1,5 +1,9 @@
 """The GPU-second ledger: why an attempt ended, what it is charged, and the totals.
 
+"Why was this attempt charged?" is answered here and only here: `classify` names the
+outcome, `CHARGED` says which outcomes the user pays for, `WHY` says it in words.
+Whether an attempt is retried is core/retries.py's question.
+
 An attempt is settled once, from the pod's final observation, and never changes
 afterwards. Totals are recomputed from the attempt records on every
 reconciliation, never accumulated, so a replayed or reordered observation
@@ -23,6 +27,7 @@ from tailor_operator.core.timeutil import seconds_between
 
 SECONDS_PER_HOUR = 3600.0
 
+# The user pays for work done on their behalf and for what they did themselves.
 CHARGED = frozenset(
     {
         Outcome.COMPLETED,
@@ -30,23 +35,20 @@ CHARGED = frozenset(
         Outcome.EARLY_STOPPED,
         Outcome.CANCELLED,
         Outcome.DIVERGED,
+        Outcome.DELETED,
+        Outcome.OOM_KILLED_USER_CONFIG,
     }
 )
-# Another attempt would repeat these, so they are never retried.
-PERMANENT = frozenset(
-    {
-        Outcome.DATASET_NOT_FOUND,
-        Outcome.DATASET_CORRUPT,
-        Outcome.BUDGET_NOT_ENOUGH,
-        Outcome.DIVERGED,
-    }
-)
+# Attempts that did the work they were given: their metrics say how the configuration
+# did (the search ranks by them; core/result.py decides which one is delivered).
+DID_THE_WORK = frozenset({Outcome.COMPLETED, Outcome.STOPPED_AT_ALLOWANCE, Outcome.EARLY_STOPPED})
 
 _EXIT_OUTCOMES = {
     ExitCode.DATASET_CORRUPT: Outcome.DATASET_CORRUPT,
     ExitCode.DATASET_NOT_FOUND: Outcome.DATASET_NOT_FOUND,
     ExitCode.BUDGET_NOT_ENOUGH: Outcome.BUDGET_NOT_ENOUGH,
     ExitCode.DIVERGED: Outcome.DIVERGED,
+    ExitCode.INVALID_CONFIG: Outcome.INVALID_CONFIG,
 }
 _STOP_OUTCOMES = {
     StopRequest.ALLOWANCE_EXCEEDED: Outcome.STOPPED_AT_ALLOWANCE,
@@ -71,13 +73,21 @@ WHY = {
     Outcome.EARLY_STOPPED: "charged: stopped early by the search",
     Outcome.CANCELLED: "charged: stopped because the job ended",
     Outcome.DIVERGED: "charged: training diverged (a search outcome)",
+    Outcome.DELETED: (
+        "charged: its pod was deleted by a person or a controller, not the infrastructure "
+        "(no DisruptionTarget condition); the trial ends"
+    ),
+    Outcome.OOM_KILLED_USER_CONFIG: (
+        "charged: out of memory with the configuration the job's spec chose; "
+        "try a smaller batch_size, input_size or model"
+    ),
+    Outcome.INVALID_CONFIG: "waived: the trainer refused the job's configuration",
     Outcome.DATASET_NOT_FOUND: "waived: the dataset could not be read",
     Outcome.DATASET_CORRUPT: "waived: the dataset is invalid",
     Outcome.BUDGET_NOT_ENOUGH: "waived: the budget cannot pay for a useful search",
     Outcome.EVICTED: "waived: evicted by the infrastructure",
     Outcome.PREEMPTED: "waived: preempted by a higher-priority pod",
     Outcome.NODE_LOST: "waived: its node was lost",
-    Outcome.DELETED: "waived: its pod was deleted by someone other than the operator",
     Outcome.IMAGE_PULL_FAILED: "waived: the trainer image could not be pulled",
     Outcome.OOM_KILLED: "waived: out-of-memory kill of a configuration the system chose",
     Outcome.RETRYABLE: "waived: the trainer reported a transient fault",
@@ -91,11 +101,15 @@ def classify(
     stop: StopRequest | None,
     disruption: str | None,
     deleted: bool,
+    user_config: bool = False,
 ) -> tuple[Outcome, str]:
     """The outcome of a finished attempt and a detail for the record.
 
     What the trainer said about its own work (success, the permanent codes) wins;
-    then what the operator asked for; then what the infrastructure did.
+    then what the operator asked for; then what the infrastructure did (a
+    DisruptionTarget condition); a deletion without one was a person's or a
+    controller's. `user_config`: the job's spec chose the configuration, so an
+    out-of-memory kill is the user's to fix.
     """
     code = end.exit_code if end else None
     if code == ExitCode.SUCCESS:
@@ -113,7 +127,8 @@ def classify(
     if code == ExitCode.RETRYABLE:
         return Outcome.RETRYABLE, f"exit {code} (RETRYABLE)"
     if end.reason == "OOMKilled":
-        return Outcome.OOM_KILLED, f"exit {code} (OOMKilled)"
+        chosen = Outcome.OOM_KILLED_USER_CONFIG if user_config else Outcome.OOM_KILLED
+        return chosen, f"exit {code} (OOMKilled)"
     return Outcome.CRASHED, f"exit {code} ({describe_exit(end.exit_code)})"
 
 

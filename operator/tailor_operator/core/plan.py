@@ -20,9 +20,10 @@ from tailor_operator.core.draft import Draft, World
 from tailor_operator.core.events import Event, describe_changes
 from tailor_operator.core.ledger import classify, settle
 from tailor_operator.core.models import TrainingJob
-from tailor_operator.core.outcome import conclude, situation
 from tailor_operator.core.pods import VALIDATION_TRIAL, config_map, pod, trial_config
 from tailor_operator.core.report import search_trials
+from tailor_operator.core.result import conclude
+from tailor_operator.core.situation import situation
 from tailor_operator.core.specchecks import spec_problem
 from tailor_operator.core.status import (
     AttemptPhase,
@@ -56,7 +57,7 @@ class Plan:
 def _observe_all(draft: Draft) -> None:
     world = draft.world
 
-    def look(record: AttemptRecord) -> tuple[AttemptRecord, Any]:
+    def look(record: AttemptRecord, user_config: bool = False) -> tuple[AttemptRecord, Any]:
         seen = observe(
             record,
             world.pods.get(record.pod),
@@ -64,6 +65,7 @@ def _observe_all(draft: Draft) -> None:
             world.calibration,
             world.policy,
             world.now,
+            user_config,
         )
         return seen.record, seen.result
 
@@ -78,7 +80,7 @@ def _observe_all(draft: Draft) -> None:
     for trial in draft.status.trials:
         updated = []
         for record in trial.attempts:
-            new, result = look(record)
+            new, result = look(record, trial.chosen_by == "user")
             if new.final and not record.final:
                 new = record_trial_result(trial, new, result)
             updated.append(new)

@@ -9,7 +9,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from tailor_contract import PretrainedBackbone
 from tailor_operator.core.spec import Scalar, TrainingJobSpec
@@ -34,6 +34,7 @@ class TrialProposal:
     pretrained: str | None = None
     hyperparameters: Mapping[str, Scalar] = field(default_factory=dict)
     backbone: str | None = None  # the catalog entry fine-tuned (its weights, digest checked)
+    chosen_by: Literal["search", "user"] = "search"  # "user": listed in spec.search.trials
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,7 @@ class SimplePlanner:
                     allowance_gpu_seconds=0.0,
                     pretrained=trial.pretrained,
                     hyperparameters=dict(trial.hyperparameters),
+                    chosen_by="user",
                 )
                 for index, trial in enumerate(spec.search.trials)
             ]
@@ -190,6 +192,7 @@ class SimplePlanner:
                 allowance_gpu_seconds=share,
                 pretrained=c.pretrained,
                 hyperparameters=c.hyperparameters,
+                chosen_by=c.chosen_by,
             )
             for c in candidates
         ]

@@ -11,6 +11,7 @@ from typing import Any
 from tailor_contract import (
     TERMINATION_MESSAGE_PATH,
     DatasetRef,
+    GivenTrial,
     PretrainedBackbone,
     SearchTrial,
     TrialConfig,
@@ -29,6 +30,7 @@ from tailor_operator.core.observe import (
     TRAINER_CONTAINER,
 )
 from tailor_operator.core.policy import Policy
+from tailor_operator.core.spec import TrainingJobSpec
 from tailor_operator.core.status import AttemptRecord, TrialStatus
 
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -84,6 +86,8 @@ def trial_config(
         backbone=backbone,
         catalog=list(catalog) if trial is None else [],
         search=list(search) if trial is not None else [],
+        given_trials=given_trials(spec) if trial is None else [],
+        candidate_models=list(spec.search.models) if trial is None else [],
         hyperparameters=dict(trial.hyperparameters) if trial else {},
         allowance_gpu_seconds=record.allowance_gpu_seconds,
         # Not scheduled yet: the most expensive GPU it may land on keeps it within budget.
@@ -95,6 +99,22 @@ def trial_config(
         primary_metric=spec.search.primary_metric,
         cost_model=None if trial else cost,
     )
+
+
+def given_trials(spec: TrainingJobSpec) -> list[GivenTrial]:
+    """spec.search.trials as validation checks and prices them (the GPUs they will get)."""
+    listed = []
+    for trial in spec.search.trials:
+        side = trial.hyperparameters.get("input_size")
+        listed.append(
+            GivenTrial(
+                model=trial.model,
+                pretrained=trial.pretrained,
+                gpus=trial.gpus or spec.resources.max_gpus_per_trial,
+                input_size=side if isinstance(side, int) and side > 0 else None,
+            )
+        )
+    return listed
 
 
 def labels(job: TrainingJob, trial: str, attempt: int) -> dict[str, str]:

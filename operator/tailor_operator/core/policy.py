@@ -17,6 +17,9 @@ class Policy:
     default_model: str = "resnet50"
     # Attempts per trial (and for validation), the first one included.
     max_attempts: int = 5
+    # Waived attempts per job, all trials and validation together (core/retries.py):
+    # past it nothing is retried, so the infrastructure's free time has a bound.
+    max_waived_attempts: int = 20
     backoff_base_seconds: float = 10.0
     backoff_max_seconds: float = 300.0
     # Past its allowance, an attempt gets this long to checkpoint and exit by itself.
@@ -39,6 +42,8 @@ class Policy:
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if self.max_waived_attempts < 0:
+            raise ValueError("max_waived_attempts must not be negative")
         if self.backoff_base_seconds < 0 or self.backoff_max_seconds < 0:
             raise ValueError("backoff seconds must not be negative")
         if not self.train_command or not self.validate_command:

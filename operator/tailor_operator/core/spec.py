@@ -11,7 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-Task = Literal["classification", "multilabel", "detection"]
+# The tasks this trainer can run (tailor_contract.metrics.TRAINABLE_TASKS): the CRD refuses others.
+Task = Literal["classification", "multilabel"]
 Scalar = float | int | str | bool
 
 SECONDS_PER_HOUR = 3600
@@ -73,7 +74,7 @@ class TrialSpec(_Spec):
 
 class SearchSpec(_Spec):
     primary_metric: str | None = None
-    goal: Literal["Maximize", "Minimize"] = "Maximize"
+    goal: Literal["Maximize", "Minimize"] | None = None  # None: the metric's own direction
     models: list[str] = Field(default_factory=list)
     trials: list[TrialSpec] = Field(default_factory=list)
 

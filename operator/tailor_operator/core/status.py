@@ -46,9 +46,11 @@ class Outcome(StrEnum):
     EVICTED = "Evicted"
     PREEMPTED = "Preempted"
     NODE_LOST = "NodeLost"
-    DELETED = "Deleted"
+    DELETED = "Deleted"  # by a person or a controller, without DisruptionTarget
     IMAGE_PULL_FAILED = "ImagePullFailed"
-    OOM_KILLED = "OOMKilled"
+    OOM_KILLED = "OOMKilled"  # a configuration the search chose
+    OOM_KILLED_USER_CONFIG = "OOMKilledUserConfig"  # a configuration the user chose
+    INVALID_CONFIG = "InvalidConfig"  # the trainer refused the job's own configuration
     RETRYABLE = "Retryable"
     CRASHED = "Crashed"
     LOST = "Lost"
@@ -90,6 +92,8 @@ class FailureReason(StrEnum):
     DATASET_CORRUPT = "DatasetCorrupt"
     BUDGET_NOT_ENOUGH = "BudgetNotEnough"
     TRAINING_DIVERGED = "TrainingDiverged"
+    INVALID_SPEC = "InvalidSpec"
+    NO_MODEL_EXPORTED = "NoModelExported"
     UNKNOWN = "Unknown"
 
 
@@ -142,6 +146,10 @@ class AttemptRecord(_Status):
     # Epochs the trial's training holds after this attempt (cumulative over its
     # attempts), as the trainer reported: the search learns its costs from it.
     epochs: float | None = None
+    # The export bundle this attempt's trainer reported writing, and the sha256 of its
+    # weights: only an attempt with both can deliver the job's model (core/result.py).
+    export_uri: str | None = None
+    export_digest: str | None = None
     message: str = ""
 
     @property
@@ -181,6 +189,9 @@ class ValidationStatus(_Status):
 class TrialStatus(_Status):
     name: str
     model: str
+    # Who chose the configuration: an out-of-memory kill of the user's own choice is
+    # the user's to fix (charged, not retried); of the search's, the system's (waived).
+    chosen_by: Literal["search", "user"] = "search"
     pretrained: str | None = None
     backbone: str | None = None  # the catalogued backbone it fine-tunes
     hyperparameters: dict[str, Scalar] = Field(default_factory=dict)
@@ -193,6 +204,7 @@ class TrialStatus(_Status):
     charged_gpu_seconds: float = 0.0
     waived_gpu_seconds: float = 0.0
     export_uri: str | None = None
+    export_digest: str | None = None
     message: str = ""
     attempts: list[AttemptRecord] = Field(default_factory=list)
 
@@ -211,6 +223,7 @@ class BestTrial(_Status):
 
 class ModelStatus(_Status):
     uri: str
+    digest: str | None = None  # sha256 of the exported weights, as the trainer wrote them
     metrics: dict[str, float] = Field(default_factory=dict)
 
 

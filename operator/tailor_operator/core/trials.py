@@ -10,25 +10,24 @@ import hashlib
 from tailor_contract import AttemptResult
 from tailor_operator.core.attempts import request_stop
 from tailor_operator.core.draft import Draft
-from tailor_operator.core.ledger import CHARGED, PERMANENT, available, hours
+from tailor_operator.core.ledger import DID_THE_WORK, available, hours
 from tailor_operator.core.planner import (
     PlannerDecision,
     PlannerView,
     check_promotions,
     check_proposals,
 )
+from tailor_operator.core.result import delivered
+from tailor_operator.core.retries import RETRIED, current_rung, decide, waived_attempts
 from tailor_operator.core.specchecks import hyperparameter_problem
 from tailor_operator.core.status import (
     AttemptRecord,
-    Billing,
-    Outcome,
     StopRequest,
     TrialState,
     TrialStatus,
 )
-from tailor_operator.core.validation import failure_for, failure_message, retry_or_give_up
+from tailor_operator.core.validation import failure_for, failure_message
 
-_SUCCESS = frozenset({Outcome.COMPLETED, Outcome.STOPPED_AT_ALLOWANCE, Outcome.EARLY_STOPPED})
 EPSILON = 1e-6
 
 
@@ -40,8 +39,6 @@ def record_trial_result(
         return record
     if result.primary_metric:
         trial.primary_metric = result.primary_metric
-    if result.export_uri:
-        trial.export_uri = result.export_uri
     if result.epochs > 0:
         return record.model_copy(update={"epochs": round(result.epochs, 4)})
     return record
@@ -53,7 +50,9 @@ def job_seed(uid: str) -> int:
 
 
 def _last_success(trial: TrialStatus) -> AttemptRecord | None:
-    return next((r for r in reversed(trial.attempts) if r.final and r.outcome in _SUCCESS), None)
+    return next(
+        (r for r in reversed(trial.attempts) if r.final and r.outcome in DID_THE_WORK), None
+    )
 
 
 def _keep_earlier_success(trial: TrialStatus, message: str) -> bool:
@@ -85,6 +84,7 @@ def apply_decision(trials: list[TrialStatus], decision: PlannerDecision) -> None
                 model=proposal.model,
                 pretrained=proposal.pretrained,
                 backbone=proposal.backbone,
+                chosen_by=proposal.chosen_by,
                 hyperparameters=dict(proposal.hyperparameters),
                 gpus=proposal.gpus,
                 allowance_gpu_seconds=proposal.allowance_gpu_seconds,
@@ -127,9 +127,14 @@ def ask_planner(draft: Draft) -> PlannerDecision:
 
 
 def _finish_trial(trial: TrialStatus, state: TrialState, last: AttemptRecord, message: str) -> None:
+    """The trial's metrics are those of the weights it delivers (its last export), so
+    the status never shows a number measured on weights nobody can have."""
     trial.state = state
     trial.outcome = last.outcome
-    trial.metrics = dict(last.metrics)
+    export = delivered(trial)
+    trial.metrics = dict(export.metrics) if export else {}
+    trial.export_uri = export.export_uri if export else None
+    trial.export_digest = export.export_digest if export else None
     trial.message = message
 
 
@@ -150,12 +155,12 @@ def refresh_trial(draft: Draft, trial: TrialStatus) -> None:
         trial.state = TrialState.RUNNING
         return
     outcome = last.outcome
-    if outcome in _SUCCESS:
+    if outcome in DID_THE_WORK:
         if trial.state == TrialState.QUEUED:
             return  # promoted: its next attempt is due
         _finish_trial(trial, TrialState.SUCCEEDED, last, last.billing_reason)
         return
-    if outcome in CHARGED or outcome in PERMANENT:
+    if outcome not in RETRIED:
         message = last.message or last.billing_reason
         if not _keep_earlier_success(trial, f"its promotion ended early: {message}"):
             _finish_trial(trial, TrialState.FAILED, last, message)
@@ -165,19 +170,16 @@ def refresh_trial(draft: Draft, trial: TrialStatus) -> None:
         if not _keep_earlier_success(trial, message):
             _finish_trial(trial, TrialState.FAILED, last, message)
         return
-    # The retry limit counts the attempts of the current rung: a promotion starts afresh.
-    charged = [i for i, r in enumerate(trial.attempts) if r.billing == Billing.CHARGED]
-    rung = trial.attempts[charged[-1] + 1 :] if charged else trial.attempts
-    start, why = retry_or_give_up(draft, rung)
-    if why == "exhausted":
-        message = (
-            f"gave up after {len(rung)} attempts failed for reasons outside the job "
-            f"(last: {last.billing_reason})"
-        )
-        if not _keep_earlier_success(trial, message):
-            _finish_trial(trial, TrialState.FAILED, last, message)
-    else:
-        trial.state = TrialState.QUEUED if start else TrialState.RETRYING
+    retry = decide(
+        current_rung(trial.attempts), draft.world.policy, draft.now, waived_attempts(draft.ledger())
+    )
+    if retry.gave_up:
+        if not _keep_earlier_success(trial, retry.gave_up):
+            _finish_trial(trial, TrialState.FAILED, last, retry.gave_up)
+        return
+    if retry.wait_until is not None:
+        draft.wake.append(retry.wait_until)
+    trial.state = TrialState.QUEUED if retry.now else TrialState.RETRYING
 
 
 def dataset_failure(draft: Draft) -> None:

@@ -4,7 +4,7 @@ from tailor_contract import AttemptResult
 from tailor_operator.core.catalog import for_task, verified_entries
 from tailor_operator.core.draft import Draft
 from tailor_operator.core.ledger import hours
-from tailor_operator.core.retry import retry_time
+from tailor_operator.core.retries import ENDS_THE_JOB, decide, waived_attempts
 from tailor_operator.core.status import (
     AttemptRecord,
     DatasetSummary,
@@ -12,16 +12,10 @@ from tailor_operator.core.status import (
     Outcome,
 )
 
-_FAILURES = {
-    Outcome.DATASET_NOT_FOUND: FailureReason.DATASET_NOT_FOUND,
-    Outcome.DATASET_CORRUPT: FailureReason.DATASET_CORRUPT,
-    Outcome.BUDGET_NOT_ENOUGH: FailureReason.BUDGET_NOT_ENOUGH,
-}
-
 
 def failure_for(outcome: Outcome | None) -> FailureReason | None:
-    """The job's failure reason for a dataset or budget outcome (never retried)."""
-    return _FAILURES.get(outcome) if outcome else None
+    """The job's failure reason for an outcome no attempt can fix (never retried)."""
+    return ENDS_THE_JOB.get(outcome) if outcome else None
 
 
 def failure_message(
@@ -38,6 +32,8 @@ def failure_message(
             f"{where}: the budget of {draft.job.spec.budget.gpu_hours} GPU-hours is below the "
             f"estimated minimum ({minimum}) for a useful search. {said}".rstrip()
         )
+    if record.outcome == Outcome.INVALID_CONFIG:
+        return f"{where}: {said or 'the trainer refused the configuration'}"
     return f"{where}: the annotation file could not be read: {said or 'no detail'}"
 
 
@@ -89,29 +85,6 @@ def budget_shortfall(draft: Draft) -> str | None:
     )
 
 
-def retry_or_give_up(draft: Draft, attempts: list[AttemptRecord]) -> tuple[bool, str]:
-    """(start another attempt now?, why not). Exhausted attempts return (False, 'exhausted')."""
-    policy = draft.world.policy
-    last = attempts[-1]
-    if len(attempts) >= policy.max_attempts:
-        return False, "exhausted"
-    failures = 0
-    for record in reversed(attempts):
-        if record.billing.value != "Waived":
-            break
-        failures += 1
-    at = retry_time(
-        last.finished_at or draft.now,
-        failures,
-        policy.backoff_base_seconds,
-        policy.backoff_max_seconds,
-    )
-    if draft.now >= at:
-        return True, ""
-    draft.wake.append(at)
-    return False, "backoff"
-
-
 def advance_validation(draft: Draft) -> None:
     validation = draft.status.validation
     if validation.state in ("Succeeded", "Failed") or draft.finished:
@@ -138,18 +111,17 @@ def advance_validation(draft: Draft) -> None:
         validation.state = "Failed"
         draft.fail(failure, validation.message or failure_message(draft, last, None, "validation"))
         return
-    start, why = retry_or_give_up(draft, attempts)
-    if start:
+    retry = decide(attempts, draft.world.policy, draft.now, waived_attempts(draft.ledger()))
+    if retry.now:
         attempts.append(
             draft.new_record("validate", len(attempts) + 1, gpus=0, allowance=draft.limit)
         )
         validation.state = "Running"
-    elif why == "exhausted":
+    elif retry.gave_up:
         validation.state = "Failed"
-        validation.message = (
-            f"validation failed {len(attempts)} times for reasons outside the job "
-            f"(last: {last.outcome.value if last.outcome else '?'}: {last.billing_reason})"
-        )
+        validation.message = f"validation: {retry.gave_up}"
         draft.fail(FailureReason.UNKNOWN, validation.message)
     else:
+        if retry.wait_until is not None:
+            draft.wake.append(retry.wait_until)
         validation.state = "Retrying"

@@ -9,6 +9,7 @@ from tailor_contract import AttemptResult, DatasetFacts
 from tailor_devcluster.kwokctl import finish_pod
 from tailor_devcluster.waiting import eventually
 from tests.integration.operator.conftest import DEFAULT_FACTOR, FACTORS, GROUP, PLURAL, VERSION
+from tests.integration.operator.process import FAST
 
 FACTS = DatasetFacts(images=500, classes=5, mean_width=320, mean_height=240, digest="sha256:test")
 
@@ -99,9 +100,14 @@ def pass_validation(core, namespace: str, job: str) -> None:
     finish_pod(core, namespace, pod.metadata.name, 0, message=message)
 
 
-def trial_result(**metrics: float) -> str:
+def trial_result(top1: float, export: bool = True) -> str:
+    """What the trainer reports on success: the metrics of the weights it exported."""
     return AttemptResult(
-        exit="SUCCESS", metrics=metrics, primary_metric="top1"
+        exit="SUCCESS",
+        metrics={"top1_accuracy": top1},
+        primary_metric="top1_accuracy",
+        export_uri="s3://models/flowers/trials/t0/export" if export else None,
+        export_digest=f"sha256:{int(top1 * 1000):064x}" if export else None,
     ).to_termination_message()
 
 
@@ -125,6 +131,8 @@ def expected_charge(core: client.CoreV1Api, namespace: str, name: str, gpus: int
 
 
 def assert_ledger_sane(job_status: dict[str, Any]) -> None:
+    """The invariants every job keeps, whatever happened to it (docs/operator.md,
+    "What Tailor guarantees")."""
     budget = job_status["budget"]
     assert budget["chargedGpuSeconds"] <= budget["limitGpuSeconds"], json.dumps(budget)
     lines = [a for t in job_status.get("trials", []) for a in t.get("attempts", [])]
@@ -132,3 +140,19 @@ def assert_ledger_sane(job_status: dict[str, Any]) -> None:
     assert abs(budget["chargedGpuSeconds"] - min(charged, budget["limitGpuSeconds"])) < 0.01
     pods_seen = [a["pod"] for a in lines]
     assert len(pods_seen) == len(set(pods_seen)), "a pod appears twice in the ledger"
+    # Waived work is bounded: at most TAILOR_MAX_WAIVED_ATTEMPTS waived attempts, each
+    # ran at most its allowance plus the grace period.
+    every = lines + job_status.get("validation", {}).get("attempts", [])
+    waived = [a for a in every if a.get("billing") == "Waived"]
+    assert len(waived) <= int(FAST["TAILOR_MAX_WAIVED_ATTEMPTS"]), json.dumps(waived)
+    grace = float(FAST["TAILOR_ALLOWANCE_GRACE_SECONDS"])
+    for line in waived:
+        ceiling = line["allowanceGpuSeconds"] + grace * line["gpus"] * line.get(
+            "calibrationFactor", 0
+        )
+        assert line.get("gpuSeconds", 0) <= ceiling + 1.0 * line["gpus"], json.dumps(line)
+    # A Succeeded job's model is an export a trial's trainer reported writing.
+    if job_status.get("phase") == "Succeeded":
+        model = job_status["model"]
+        exports = {(a.get("exportUri"), a.get("exportDigest")) for a in lines}
+        assert (model["uri"], model.get("digest")) in exports, json.dumps(model)

@@ -14,6 +14,7 @@ FAST = {
     # Small numbers so failures, retries and overruns happen within seconds.
     "TAILOR_TRAINER_IMAGE": "registry.invalid/tailor-trainer:test",
     "TAILOR_MAX_ATTEMPTS": "3",
+    "TAILOR_MAX_WAIVED_ATTEMPTS": "6",
     "TAILOR_BACKOFF_BASE_SECONDS": "1",
     "TAILOR_BACKOFF_MAX_SECONDS": "4",
     "TAILOR_ALLOWANCE_GRACE_SECONDS": "2",

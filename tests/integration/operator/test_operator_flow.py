@@ -1,5 +1,7 @@
 """The operator against the real control plane: jobs from apply to Succeeded or Failed."""
 
+import time
+
 import pytest
 
 from tailor_devcluster.kwokctl import evict_pod, finish_pod
@@ -44,7 +46,7 @@ def test_happy_path(kube, operator, trainingjobs, core_v1, namespace):
         line["calibrationFactor"],
         line["calibrationVersion"],
     ) == ("Completed", "Charged", factor_for(core_v1, trial.spec.node_name), "test-1")
-    assert final["bestTrial"]["summary"] == "top1=0.87"
+    assert final["bestTrial"]["summary"] == "top1_accuracy=0.87"
     assert final["observedGeneration"] == 1
     assert_ledger_sane(final)
     table = kube.kubectl("get", "tj", "-n", namespace).stdout
@@ -55,7 +57,7 @@ def test_happy_path(kube, operator, trainingjobs, core_v1, namespace):
         "classification",
         "Succeeded",
         final["budget"]["summary"],
-        "top1=0.87",
+        "top1_accuracy=0.87",
     ]
     reasons = {e.reason for e in core_v1.list_namespaced_event(namespace).items}
     assert {"AttemptCreated", "Validated", "AttemptFinished", "Succeeded"} <= reasons
@@ -99,8 +101,29 @@ def test_eviction_mid_run_retries_and_charges_only_the_successful_attempt(
     assert_ledger_sane(final)
 
 
+def test_a_pod_a_user_deletes_is_charged_and_not_retried(
+    operator, trainingjobs, core_v1, namespace
+):
+    """A plain delete (no DisruptionTarget, unlike the eviction above) is the user's."""
+    create_job(trainingjobs, namespace, "deleted")
+    pass_validation(core_v1, namespace, "deleted")
+    first = wait_pod(core_v1, namespace, "deleted", "t0", 1)
+    time.sleep(2)  # some run time to charge
+    core_v1.delete_namespaced_pod(first.metadata.name, namespace)
+    failed = wait_condition(trainingjobs, namespace, "deleted", "Failed", timeout=120)
+    assert failed["reason"] == "NoModelExported"
+    final = status(trainingjobs, namespace, "deleted")
+    (line,) = final["trials"][0]["attempts"]
+    assert (line["outcome"], line["billing"]) == ("Deleted", "Charged")
+    assert line["chargedGpuSeconds"] > 0
+    assert final["budget"]["chargedGpuSeconds"] == line["chargedGpuSeconds"]
+    assert len(pods(core_v1, namespace, "deleted", "t0")) <= 1  # never a second attempt
+    assert_ledger_sane(final)
+
+
 @pytest.mark.parametrize(
-    ("code", "reason"), [(65, "DatasetCorrupt"), (66, "DatasetNotFound"), (67, "BudgetNotEnough")]
+    ("code", "reason"),
+    [(65, "DatasetCorrupt"), (66, "DatasetNotFound"), (67, "BudgetNotEnough"), (78, "InvalidSpec")],
 )
 def test_permanent_validation_codes_fail_without_retry(
     operator, trainingjobs, core_v1, namespace, code, reason
@@ -152,12 +175,18 @@ def test_repeated_unexplained_crashes_end_as_unknown_with_nothing_charged(
     assert_ledger_sane(final)
 
 
-def test_an_attempt_past_its_allowance_is_stopped(operator, trainingjobs, core_v1, namespace):
+def test_an_attempt_past_its_allowance_is_stopped_and_the_job_fails_without_a_model(
+    operator, trainingjobs, core_v1, namespace
+):
     create_job(trainingjobs, namespace, "greedy", budget={"gpuHours": "0.002"})  # 7.2 GPU-s
     pass_validation(core_v1, namespace, "greedy")
     pod = wait_pod(core_v1, namespace, "greedy", "t0", 1)  # never exits by itself
-    wait_condition(trainingjobs, namespace, "greedy", "Succeeded", timeout=60)
+    # Killed at its allowance before it could export: no model exists, so no Succeeded.
+    failed = wait_condition(trainingjobs, namespace, "greedy", "Failed", timeout=60)
+    assert failed["reason"] == "NoModelExported"
+    assert "no trial wrote an exported model; 0.00 GPU-hours charged" in failed["message"]
     final = status(trainingjobs, namespace, "greedy")
+    assert "model" not in final
     (line,) = final["trials"][0]["attempts"]
     assert (line["outcome"], line["stopRequested"]) == ("StoppedAtAllowance", "AllowanceExceeded")
     assert final["budget"]["chargedGpuSeconds"] == pytest.approx(7.2)

@@ -65,3 +65,12 @@ def test_small_results_round_trip_unchanged():
 def test_unknown_fields_are_refused():
     with pytest.raises(ValidationError, match="extra"):
         AttemptResult.model_validate({"exit": "SUCCESS", "stpes": 3})
+
+
+def test_the_spec_accepts_exactly_the_tasks_the_trainer_runs():
+    from typing import get_args
+
+    from tailor_contract import TRAINABLE_TASKS
+    from tailor_operator.core.spec import Task
+
+    assert set(get_args(Task)) == set(TRAINABLE_TASKS)

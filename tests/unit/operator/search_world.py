@@ -8,6 +8,7 @@ search's prior by a drawn factor), and the trainer stops itself at its allowance
 as the real one does. Time is whole seconds, as in Kubernetes timestamps.
 """
 
+import hashlib
 import json
 import math
 import random
@@ -131,13 +132,25 @@ class SearchWorld:
             self.runs[name] = run
             return
         after = before + epochs
-        message = self._result(config["model"], hp, before, after)
+        message = self._result(config, hp, before, after)
         self.runs[name] = Run(name, trial, start + seconds, 0, after, start, message)
 
-    def _result(self, model: str, hp: dict[str, Any], before: float, after: float) -> str:
+    def _result(
+        self,
+        config: dict[str, Any],
+        hp: dict[str, Any],
+        before: float,
+        after: float,
+        export: bool = True,
+    ) -> str:
+        """What the trainer reports: the metrics of the weights it exported, and where."""
+        uri = config["output"] + "export/"
+        digest = "sha256:" + hashlib.sha256(f"{uri}{after}".encode()).hexdigest()
         return AttemptResult(
             exit="SUCCESS",
-            metrics={METRIC: self.metric(model, hp, after)},
+            metrics={METRIC: self.metric(config["model"], hp, after)},
+            export_uri=uri if export else None,
+            export_digest=digest if export else None,
             steps=max(1, round(after * STEPS_PER_EPOCH)),
             epochs=round(after, 4),
             resumed_from_step=round(before * STEPS_PER_EPOCH) if before else None,
@@ -151,7 +164,8 @@ class SearchWorld:
         share = (self.now - run.started) / max(1, run.ends - run.started)
         after = before + (run.epochs_after - before) * min(1.0, share)
         run.epochs_after, run.ends, run.exit_code = after, self.now + 1, 75
-        run.message = self._result(config["model"], config["hyperparameters"], before, after)
+        # Stopped by SIGTERM: interim metrics and a checkpoint, no export.
+        run.message = self._result(config, config["hyperparameters"], before, after, export=False)
 
     def _finish(self, run: Run) -> None:
         if run.evicted:

@@ -18,9 +18,14 @@ def validated(sim: Sim, now: float = 0) -> None:
     sim.step(now + 6)
 
 
-def result(**metrics: float) -> str:
+def result(top1: float, export: bool = True) -> str:
+    """A trainer's success: the metrics of the weights it exported, and the export."""
     return AttemptResult(
-        exit="SUCCESS", metrics=metrics, primary_metric="top1"
+        exit="SUCCESS",
+        metrics={"top1_accuracy": top1},
+        primary_metric="top1_accuracy",
+        export_uri="s3://models/insects/trials/t0/export/" if export else None,
+        export_digest=f"sha256:{int(top1 * 1000):064x}" if export else None,
     ).to_termination_message()
 
 
@@ -79,7 +84,7 @@ def test_happy_path_charges_run_time_times_gpus_times_factor() -> None:
     assert status.budget.charged_gpu_seconds == pytest.approx(1000 * 1 * 2.0)
     assert status.budget.reserved_gpu_seconds == 0
     assert status.best_trial is not None
-    assert status.best_trial.summary == "top1=0.91"
+    assert status.best_trial.summary == "top1_accuracy=0.91"
     assert status.model is not None
     assert status.model.uri == "s3://models/insects/trials/t0/export/"
     assert status.stop_reason == "Converged"
@@ -250,7 +255,10 @@ def test_an_attempt_past_its_allowance_is_stopped_and_charged_its_allowance() ->
     assert record.charged_gpu_seconds == pytest.approx(360)
     assert record.waived_gpu_seconds == pytest.approx((225 - 10) * 2 - 360)
     assert status.budget.charged_gpu_seconds == status.budget.limit_gpu_seconds == 360
-    assert status.phase == JobPhase.SUCCEEDED
+    # Killed before it could export: no model exists, so the job cannot succeed.
+    assert (status.phase, status.reason) == (JobPhase.FAILED, "NoModelExported")
+    assert status.model is None
+    assert "no trial wrote an exported model; 0.10 GPU-hours charged" in status.message
     assert_ledger_sane(sim)
 
 

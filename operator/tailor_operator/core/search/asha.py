@@ -9,11 +9,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from tailor_operator.core.ledger import DID_THE_WORK as SCORED
 from tailor_operator.core.search.rungs import Ladder
-from tailor_operator.core.status import Billing, Outcome, TrialState, TrialStatus
+from tailor_operator.core.status import Billing, TrialState, TrialStatus
 
-# Outcomes whose metrics say how the configuration did.
-SCORED = frozenset({Outcome.COMPLETED, Outcome.STOPPED_AT_ALLOWANCE, Outcome.EARLY_STOPPED})
 ACTIVE = frozenset({TrialState.QUEUED, TrialState.RUNNING, TrialState.RETRYING})
 
 

@@ -11,6 +11,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import replace
 
+from tailor_contract import PRIMARY_METRIC
 from tailor_contract.cost import (
     MIN_SEARCH_TRIALS,
     PROBE_EPOCHS,
@@ -22,6 +23,7 @@ from tailor_contract.cost import (
     min_useful_epochs,
     split_images,
 )
+from tailor_contract.metrics import direction
 from tailor_operator.core.planner import PlannerDecision, PlannerView, Promotion, TrialProposal
 from tailor_operator.core.search import asha
 from tailor_operator.core.search.cost import CostEstimator, facts_from, observations
@@ -97,10 +99,15 @@ class SearchRound:
         )
         self.estimator = CostEstimator(facts, cost, observations(view.trials), known)
         search = view.spec.search
-        self.sign = -1.0 if search.goal == "Minimize" else 1.0
-        self.metric = search.primary_metric or next(
-            (t.primary_metric for t in view.trials if t.primary_metric), None
+        self.metric = (
+            search.primary_metric
+            or next((t.primary_metric for t in view.trials if t.primary_metric), None)
+            or PRIMARY_METRIC.get(view.spec.task)
         )
+        # The metric's own direction (tailor_contract.metrics), the same the job's
+        # result is picked by; the spec checks refused a goal that contradicts it.
+        way = direction(view.spec.task, self.metric) if self.metric else None
+        self.sign = -1.0 if way == "Minimize" else 1.0
         self.floor = reference_floor(facts, view.spec.task, self.metric)
         self.standings = [asha.standing(t, self.metric, self.sign) for t in view.trials]
         # The probe is a reference and a candidate, never a rung of the bracket.

@@ -1,0 +1,157 @@
+"""Issue 12's rules through the whole plan: what a user did is charged and not retried,
+the job's model is an export the trainer wrote, a bad configuration is InvalidSpec."""
+
+from dataclasses import replace
+
+import pytest
+
+from tailor_contract import AttemptResult, ExitCode
+from tailor_operator.core.status import Billing, JobPhase, Outcome, TrialState
+from tests.unit.operator.factories import POLICY
+from tests.unit.operator.sim import Sim
+from tests.unit.operator.test_plan_flow import assert_ledger_sane, result, validated
+
+USER_TRIAL = {"trials": [{"model": "resnet18", "hyperparameters": {"batch_size": 512}}]}
+
+
+def test_a_pod_a_user_deletes_is_charged_and_ends_the_trial() -> None:
+    sim = Sim()
+    validated(sim)
+    (name,) = sim.pod_names("t0")
+    sim.run(name, "gpu-a", 10)
+    sim.delete(name, 100)  # a plain delete: no DisruptionTarget condition
+    sim.finish(name, 143, 105)
+    sim.step(106)
+    sim.step(1000)  # long past any backoff: still no second attempt
+    status = sim.status
+    (record,) = status.trials[0].attempts
+    assert (record.outcome, record.billing) == (Outcome.DELETED, Billing.CHARGED)
+    assert record.charged_gpu_seconds == pytest.approx(95)
+    assert sim.pod_names("t0") == []  # recorded, released, never replaced
+    assert (status.phase, status.reason) == (JobPhase.FAILED, "NoModelExported")
+    assert "deleted by a person or a controller" in status.message
+    assert_ledger_sane(sim)
+
+
+def test_out_of_memory_with_the_users_own_trial_is_charged_and_not_retried() -> None:
+    sim = Sim(search=USER_TRIAL)
+    validated(sim)
+    (name,) = sim.pod_names("t0")
+    sim.run(name, "gpu-a", 10)
+    sim.finish(name, 137, 70, reason="OOMKilled")
+    sim.step(71)
+    sim.step(1000)
+    trial = sim.status.trials[0]
+    assert trial.chosen_by == "user"
+    (record,) = trial.attempts
+    assert (record.outcome, record.billing) == (Outcome.OOM_KILLED_USER_CONFIG, Billing.CHARGED)
+    assert record.charged_gpu_seconds == pytest.approx(60)
+    assert trial.state == TrialState.FAILED
+    assert "try a smaller batch_size, input_size or model" in trial.message
+    assert sim.status.phase == JobPhase.FAILED
+
+
+def test_out_of_memory_with_a_configuration_the_system_chose_is_waived_and_retried() -> None:
+    sim = Sim()  # the simple planner's own trial
+    validated(sim)
+    (name,) = sim.pod_names("t0")
+    sim.run(name, "gpu-a", 10)
+    sim.finish(name, 137, 70, reason="OOMKilled")
+    sim.step(71)
+    sim.step(90)
+    first = sim.status.trials[0].attempts[0]
+    assert (first.outcome, first.billing) == (Outcome.OOM_KILLED, Billing.WAIVED)
+    assert len(sim.pod_names("t0")) == 2
+
+
+@pytest.mark.parametrize("where", ["validate", "t0"])
+def test_a_configuration_the_trainer_refuses_fails_the_job_as_invalid_spec(where: str) -> None:
+    sim = Sim()
+    message = AttemptResult(
+        exit="INVALID_CONFIG",
+        reason="invalid configuration: spec.search.models[0]: timm has no model 'resnet5O'",
+    ).to_termination_message()
+    if where == "t0":
+        validated(sim)
+    else:
+        sim.step(0)
+    (name,) = sim.pod_names(where)
+    sim.run(name, "gpu-a", 10)
+    sim.finish(name, int(ExitCode.INVALID_CONFIG), 20, message=message)
+    sim.step(21)
+    sim.step(1000)
+    status = sim.status
+    assert (status.phase, status.reason) == (JobPhase.FAILED, "InvalidSpec")
+    assert "timm has no model 'resnet5O'" in status.message
+    assert sim.pod_names(where) == [name]  # never retried
+    attempts = status.validation.attempts if where == "validate" else status.trials[0].attempts
+    assert len(attempts) == 1
+    assert status.budget.charged_gpu_seconds == 0  # the SPEC: not charged
+
+
+def test_waived_attempts_of_a_job_are_bounded() -> None:
+    sim = Sim(policy=replace(POLICY, max_attempts=10, max_waived_attempts=2))
+    validated(sim)
+    now = 10.0
+    for _ in range(2):
+        (name,) = sim.pod_names("t0")
+        sim.run(name, "gpu-a", now)
+        sim.evict(name, now + 20)
+        sim.finish(name, 143, now + 25)
+        sim.step(now + 26)
+        now += 200
+        sim.step(now)
+    status = sim.status
+    assert sim.pod_names("t0") == []  # the third attempt never started
+    assert [r.billing for r in status.trials[0].attempts] == [Billing.WAIVED] * 2
+    assert "2 waived attempts" in status.trials[0].message
+    assert status.phase == JobPhase.FAILED
+    assert status.reason == "Unknown"
+
+
+def test_a_trial_stopped_by_the_search_with_a_higher_interim_metric_is_not_the_result() -> None:
+    """Two given trials: t0 exports 0.7; t1 reports 0.9 from weights it never exported."""
+    sim = Sim(
+        search={"trials": [{"model": "resnet18"}, {"model": "resnet34"}]},
+        resources={"maxParallelTrials": 2},
+    )
+    validated(sim)
+    a, b = sim.pod_names("t0")[0], sim.pod_names("t1")[0]
+    for name in (a, b):
+        sim.run(name, "gpu-a", 10)
+    sim.finish(a, 0, 100, message=result(top1=0.7))
+    sim.finish(b, 0, 100, message=result(top1=0.9, export=False))
+    sim.step(101)
+    status = sim.status
+    assert status.phase == JobPhase.SUCCEEDED
+    assert status.best_trial is not None
+    assert status.best_trial.name == "t0"
+    assert status.model is not None
+    assert status.model.metrics == {"top1_accuracy": 0.7}
+    assert status.model.digest == status.trials[0].export_digest
+    assert status.trials[1].metrics == {}  # nothing delivered: no number to show
+
+
+def test_a_metric_to_minimise_picks_the_lowest() -> None:
+    sim = Sim(
+        search={
+            "primaryMetric": "calibration_ece",
+            "trials": [{"model": "resnet18"}, {"model": "resnet34"}],
+        },
+        resources={"maxParallelTrials": 2},
+    )
+    validated(sim)
+    names = [sim.pod_names("t0")[0], sim.pod_names("t1")[0]]
+    for name, ece in zip(names, (0.05, 0.2), strict=True):
+        sim.run(name, "gpu-a", 10)
+        message = AttemptResult(
+            exit="SUCCESS",
+            metrics={"calibration_ece": ece, "top1_accuracy": 0.5},
+            primary_metric="calibration_ece",
+            export_uri=f"s3://models/{name}/export/",
+            export_digest=f"sha256:{name}",
+        ).to_termination_message()
+        sim.finish(name, 0, 100, message=message)
+    sim.step(101)
+    assert sim.status.best_trial is not None
+    assert (sim.status.best_trial.name, sim.status.best_trial.value) == ("t0", 0.05)
