@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from tailor_contract.cost import REFERENCE, CostModel
+from tailor_operator.core.boundary import endpoint_origin
 from tailor_operator.core.planners import PLANNERS
 from tailor_operator.core.policy import DEFAULT_TRAIN_COMMAND, DEFAULT_VALIDATE_COMMAND, Policy
 
@@ -99,10 +100,11 @@ def _port(text: str) -> int:
 
 
 _DNS_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 
 
-def _peering_name(text: str) -> str:
-    # The name of a Kubernetes object (the peering), so a DNS subdomain.
+def _dns_name(text: str) -> str:
+    # The name of a Kubernetes object (the peering, a priority class): a DNS subdomain.
     if len(text) > 253 or not _DNS_NAME.fullmatch(text):
         raise ValueError("must be a lowercase DNS name (letters, digits, '-', '.')")
     return text
@@ -131,6 +133,37 @@ def _cost(env: Mapping[str, str]) -> CostModel:
 def _planner(text: str) -> str:
     if text not in PLANNERS:
         raise ValueError(f"must be one of {', '.join(PLANNERS)}")
+    return text
+
+
+def _allow_list(
+    env: Mapping[str, str], name: str, check: Callable[[str], object]
+) -> tuple[str, ...] | None:
+    """Unset: None (anything); else the comma-separated entries, each checked. Set
+    but empty: () (nothing), so that a list emptied on purpose never means 'any'."""
+    text = env.get(PREFIX + name)
+    if text is None:
+        return None
+    entries = tuple(e.strip() for e in text.split(",") if e.strip())
+    for entry in entries:
+        try:
+            check(entry)
+        except ValueError as error:
+            raise SettingsError(f"{PREFIX}{name}: {entry!r} {error}") from None
+    return entries
+
+
+def _endpoint(text: str) -> str:
+    if endpoint_origin(text) is None:
+        raise ValueError("must be an http(s)://host[:port] URL, without a path or user")
+    return text
+
+
+def _label_key(text: str) -> str:
+    # A toleration's key is a label key: an optional DNS prefix, then a name.
+    prefix, _, name = text.rpartition("/")
+    if (prefix and not _DNS_NAME.fullmatch(prefix)) or not _LABEL_NAME.fullmatch(name):
+        raise ValueError("must be a label key ([prefix/]name)")
     return text
 
 
@@ -170,6 +203,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             env, "VALIDATION_MEMORY_GIB", _seconds, base.validation_memory_gib
         ),
         cost=_cost(env),
+        allowed_endpoints=_allow_list(env, "ALLOWED_ENDPOINTS", _endpoint),
+        allowed_priority_classes=_allow_list(env, "ALLOWED_PRIORITY_CLASSES", _dns_name),
+        allowed_toleration_keys=_allow_list(env, "ALLOWED_TOLERATION_KEYS", _label_key),
     )
     defaults = Settings()
     return Settings(
@@ -184,6 +220,6 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         metrics_port=_read(env, "METRICS_PORT", _port, defaults.metrics_port),
         health_port=_read(env, "HEALTH_PORT", _port, defaults.health_port),
         planner=_read(env, "PLANNER", _planner, defaults.planner),
-        peering_name=_read(env, "PEERING_NAME", _peering_name, None),
+        peering_name=_read(env, "PEERING_NAME", _dns_name, None),
         peering_priority=_read(env, "PEERING_PRIORITY", int, None),
     )

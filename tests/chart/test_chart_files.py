@@ -13,7 +13,7 @@ NOT_FROM_VALUES = {"PEERING_PRIORITY"}  # each replica derives its own from its 
 
 def test_every_operator_setting_can_be_set_through_the_chart() -> None:
     source = (ROOT / "operator" / "tailor_operator" / "settings.py").read_text()
-    settings = set(re.findall(r'_read\(\s*env,\s*"([A-Z_]+)"', source))
+    settings = set(re.findall(r'_(?:read|allow_list)\(\s*env,\s*"([A-Z_]+)"', source))
     assert len(settings) > 20, "the settings were not found"
     deployment = (CHART / "templates" / "deployment.yaml").read_text()
     in_chart = {s for s in settings if f'"{s}"' in deployment or f"TAILOR_{s}" in deployment}

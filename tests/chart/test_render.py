@@ -107,6 +107,52 @@ def test_namespaced_rbac_is_a_role_per_listed_namespace() -> None:
     assert env["TAILOR_NAMESPACES"] == "chart-team-a,chart-team-b"
 
 
+@pytest.mark.parametrize("read_nodes", [True, False])
+@pytest.mark.parametrize("peering", [True, False])
+def test_namespaced_mode_grants_nothing_on_pods_outside_the_listed_namespaces(
+    read_nodes: bool, peering: bool
+) -> None:
+    objects = render(
+        sets=(
+            "watchNamespaces={team-a}",
+            "replicaCount=1",
+            f"rbac.readNodes={str(read_nodes).lower()}",
+            f"peering.enabled={str(peering).lower()}",
+        )
+    )
+    # Cluster-wide: the read-only catalog (and its status), and nodes when asked.
+    nodes = {("", "nodes"): {"get"}} if read_nodes else {}
+    assert rules(objects, "ClusterRole") == {**CATALOG_RULES, **nodes}
+    bound = {b["roleRef"]["name"] for b in kinds(objects, "ClusterRoleBinding")}
+    assert bound == {r["metadata"]["name"] for r in kinds(objects, "ClusterRole")}
+    # Pods only where TrainingJobs are watched; elsewhere, the calibration table alone.
+    for role in kinds(objects, "Role"):
+        granted = rules([role], "Role")
+        if role["metadata"]["namespace"] == "team-a":
+            assert granted[("", "pods")] == JOB_RULES[("", "pods")]
+        else:
+            assert granted == {("", "configmaps@tailor-calibration"): {"get"}}
+
+
+def boundary(objects: list[dict[str, Any]]) -> tuple[tuple[str, ...] | None, ...]:
+    policy = load_settings(operator_env(objects)).policy
+    return (
+        policy.allowed_endpoints,
+        policy.allowed_priority_classes,
+        policy.allowed_toleration_keys,
+    )
+
+
+def test_the_tenant_boundary_values_reach_the_operator() -> None:
+    assert boundary(render(VALUES / "namespaced.yaml")) == (
+        ("http://minio.storage:9000", "https://s3.eu-west-1.amazonaws.com"),
+        (),  # [] in values: no priority class but the cluster's default
+        ("nvidia.com/gpu",),
+    )
+    # null, the default: the operator allows anything, as before the values existed.
+    assert boundary(render(VALUES / "default.yaml")) == (None, None, None)
+
+
 @pytest.mark.parametrize("values", VALUE_FILES, ids=ids)
 def test_nothing_grants_secrets_or_wildcards(values: Path) -> None:
     objects = render(values)
@@ -190,6 +236,11 @@ def test_the_dashboard_configmap_carries_the_grafana_sidecar_label() -> None:
         (("peering.enabled=false",), "replicaCount above 1 needs peering.enabled"),
         (("serviceAccount.create=false",), "serviceAccount.name is required"),
         (("calibration.create=false",), "calibration.existing"),
+        # The schema's path of the entry (the command line spells it with dots).
+        (("tenancy.allowedEndpoints={http://minio:9000@evil.example}",), "/allowedEndpoints/0"),
+        (("tenancy.allowedEndpoints={http://minio:9000/bucket}",), "/allowedEndpoints/0"),
+        (("tenancy.allowedPriorityClasses={Batch}",), "/allowedPriorityClasses/0"),
+        (("tenancy.allowedTolerationKeys={bad key}",), "/allowedTolerationKeys/0"),
     ],
 )
 def test_bad_values_are_refused_with_their_name(sets: tuple[str, ...], words: str) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from tailor_operator.core.actions import DeletePod
 from tailor_operator.core.adoption import adopt_strays
 from tailor_operator.core.attempts import needed_stop, observe, request_stop
+from tailor_operator.core.boundary import boundary_problem
 from tailor_operator.core.catalog import for_task, pretrained_condition
 from tailor_operator.core.conditions import Situation, job_conditions
 from tailor_operator.core.draft import Draft, World
@@ -113,7 +114,9 @@ def _stops(draft: Draft) -> None:
         trial.attempts = [_stop_or_wake(draft, r) for r in trial.attempts]
 
 
-def _actions(draft: Draft) -> tuple[list[dict[str, Any]], list[DeletePod], list[str]]:
+def _actions(
+    draft: Draft, problem: str | None
+) -> tuple[list[dict[str, Any]], list[DeletePod], list[str]]:
     job, world = draft.job, draft.world
     creates: list[dict[str, Any]] = []
     deletes: list[DeletePod] = []
@@ -125,7 +128,8 @@ def _actions(draft: Draft) -> tuple[list[dict[str, Any]], list[DeletePod], list[
     for trial_name, record in draft.records():
         existing = world.pods.get(record.pod)
         name = trial_name or VALIDATION_TRIAL
-        if record.phase == AttemptPhase.CREATING and existing is None:
+        # A job with a problem gets no new pod, not even one reserved before the problem.
+        if record.phase == AttemptPhase.CREATING and existing is None and problem is None:
             trial = trials.get(trial_name) if trial_name else None
             config = trial_config(
                 job,
@@ -172,6 +176,9 @@ def plan(job: TrainingJob, world: World) -> Plan:
     _observe_all(draft)
     stray_deletes, stray_releases = adopt_strays(draft)
     problem = spec_problem(job.spec) if status.training_start_time is None else None
+    # The tenant boundary holds for every pod: spec.resources may change while a job
+    # runs, and the platform may narrow its allow-lists.
+    problem = problem or boundary_problem(job.spec, world.policy)
     if problem is None:
         advance_validation(draft)
         if status.validation.state == "Succeeded":
@@ -190,7 +197,7 @@ def plan(job: TrainingJob, world: World) -> Plan:
         status.conditions = [c for c in status.conditions if c.type != pretrained.type]
         status.conditions.append(pretrained)
     status.observed_generation = job.generation
-    creates, deletes, releases = _actions(draft)
+    creates, deletes, releases = _actions(draft, problem)
     return Plan(
         status=status,
         creates=tuple(creates),

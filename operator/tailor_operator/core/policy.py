@@ -38,6 +38,11 @@ class Policy:
     extra_env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     # The search's prices before attempts report; validation pods check budgets with them.
     cost: CostModel = REFERENCE
+    # The tenant boundary (core/boundary.py): what a TrainingJob may ask of its pods.
+    # None: anything; a tuple: only those (empty: none).
+    allowed_endpoints: tuple[str, ...] | None = None  # S3 endpoints credentials go to
+    allowed_priority_classes: tuple[str, ...] | None = None
+    allowed_toleration_keys: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
