@@ -69,10 +69,11 @@ def _parser() -> argparse.ArgumentParser:
 def _validate(args: argparse.Namespace) -> int:
     from tailor_contract import Hyperparameters, PretrainedBackbone
     from tailor_contract.cost import REFERENCE
-    from tailor_trainer.validate import ValidateOptions, validate
+    from tailor_trainer.validate import OutputClaim, ValidateOptions, validate
 
     cost = REFERENCE
     catalog: tuple[PretrainedBackbone, ...] = ()
+    claim = None
     eval_fraction, seed = Hyperparameters().eval_fraction, 0
     if args.config:
         # The operator's validation pod: its allowance is the whole job's budget.
@@ -92,6 +93,9 @@ def _validate(args: argparse.Namespace) -> int:
         # The catalog to verify, and the evaluation split the trials will score on.
         catalog = tuple(config.catalog)
         eval_fraction, seed = hyperparameters_of(config).eval_fraction, config.seed
+        # The job's output prefix: refused if another job's, claimed once all passed.
+        if config.job_output:
+            claim = OutputClaim(config.job_output, config.job, config.job_uid)
     options = ValidateOptions(
         annotations=args.annotations,
         evaluation=args.evaluation,
@@ -106,6 +110,7 @@ def _validate(args: argparse.Namespace) -> int:
         catalog=catalog,
         eval_fraction=eval_fraction,
         seed=seed,
+        claim=claim,
     )
     report = validate(Storage(args.endpoint), options)
     print(json.dumps(report.to_json(), indent=2))

@@ -10,16 +10,27 @@ from typing import Any
 
 from tailor_contract import AttemptResult, DatasetFacts, ExitCode, PretrainedBackbone
 from tailor_contract.cost import REFERENCE, CostModel
+from tailor_trainer import ownership
 from tailor_trainer.coco import ClassTask, CocoSplit, ImageEntry
 from tailor_trainer.datasets import class_counts, digest_of, parse_dataset, stratified_split
 from tailor_trainer.errors import ConfigError, DatasetNotFound
 from tailor_trainer.estimate import estimate_min_gpu_seconds
 from tailor_trainer.imagecheck import check_images
+from tailor_trainer.ownership import OutputTaken
 from tailor_trainer.problems import Problems
 from tailor_trainer.storage import ObjectNotFound, Storage, StorageError
 
 log = logging.getLogger(__name__)
 MAX_REASON = 400  # characters of an unusable backbone's reason
+
+
+@dataclass(frozen=True)
+class OutputClaim:
+    """The job's output prefix, which a successful validation claims for the job."""
+
+    output: str
+    job: str  # namespace/name
+    uid: str
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,7 @@ class ValidateOptions:
     catalog: tuple[PretrainedBackbone, ...] = ()  # backbones to verify
     eval_fraction: float = 0.2  # the trainer's split when no evaluation file is given
     seed: int = 0  # ... and its seed: majority_fraction is about the split it will use
+    claim: OutputClaim | None = None  # the operator's validation: the job's output prefix
 
 
 @dataclass(frozen=True)
@@ -112,7 +124,32 @@ def verify_catalog(
     return verified, unusable
 
 
+def _output_refused(error: OutputTaken) -> ValidationReport:
+    result = AttemptResult(
+        exit=ExitCode.INVALID_CONFIG.name, reason=f"invalid configuration: {error}"
+    )
+    return ValidationReport(ExitCode.INVALID_CONFIG, result, [], {})
+
+
 def validate(storage: Storage, options: ValidateOptions) -> ValidationReport:
+    """The dataset's checks; with a claim, the output prefix first (refused before any
+    image is read) and, once everything passed, claimed for the job."""
+    if options.claim is not None:
+        try:
+            ownership.check(storage, options.claim.output, options.claim.uid)
+        except OutputTaken as error:
+            return _output_refused(error)
+    report = _validate_dataset(storage, options)
+    if options.claim is not None and report.code == ExitCode.SUCCESS:
+        claim = options.claim
+        try:
+            ownership.claim(storage, claim.output, claim.job, claim.uid)
+        except OutputTaken as error:
+            return _output_refused(error)
+    return report
+
+
+def _validate_dataset(storage: Storage, options: ValidateOptions) -> ValidationReport:
     problems = Problems()
     try:
         train, evaluation = parse_dataset(
