@@ -89,7 +89,7 @@ def test_another_jobs_output_is_refused_before_the_dataset_is_read(
     code, result = validate_job(missing, output, UID_B, job="team-a/insects-2")
     assert code == ExitCode.INVALID_CONFIG
     assert code == 78  # the contract's number, which the operator never retries
-    assert result.exit == "INVALID_CONFIG"
+    assert (result.exit, result.stopped_by) == ("INVALID_CONFIG", "config")
     assert f"spec.output {output} belongs to TrainingJob team-a/insects (uid {UID_A})" in (
         result.reason
     )

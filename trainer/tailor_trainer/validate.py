@@ -126,7 +126,9 @@ def verify_catalog(
 
 def _output_refused(error: OutputTaken) -> ValidationReport:
     result = AttemptResult(
-        exit=ExitCode.INVALID_CONFIG.name, reason=f"invalid configuration: {error}"
+        exit=ExitCode.INVALID_CONFIG.name,
+        reason=f"invalid configuration: {error}",
+        stopped_by="config",
     )
     return ValidationReport(ExitCode.INVALID_CONFIG, result, [], {})
 
