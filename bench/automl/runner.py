@@ -101,6 +101,7 @@ class Books:
         output = self.folder / name
         config = TrialConfig(
             job="bench/digits",
+            job_uid="bench-digits",  # one job: promotions resume their trial
             trial=name,
             attempt=number,
             task="classification",

@@ -54,6 +54,21 @@ class TrialConfig(_Document):
     """Everything one trial attempt needs; written by the operator, read by the trainer."""
 
     job: str = Field(description="namespace/name of the TrainingJob")
+    job_uid: str = Field(
+        min_length=1,
+        description=(
+            "metadata.uid of the TrainingJob: the identity its checkpoints record. An "
+            "attempt resumes implicitly only from a checkpoint of its own job and trial"
+        ),
+    )
+    job_output: str | None = Field(
+        default=None,
+        description=(
+            "the TrainingJob's output prefix (spec.output), which the job owns: validation "
+            "claims it with a marker object and refuses a prefix another job or anything "
+            "else wrote to; trials check the claim. None: no claim (a trainer run by hand)"
+        ),
+    )
     trial: str = Field(description="trial identifier, stable across attempts")
     attempt: int = Field(ge=1)
     task: Task
@@ -106,7 +121,10 @@ class TrialConfig(_Document):
     seed: int = 0
     resume: str | None = Field(
         default=None,
-        description="URI of a checkpoint to resume from; default: the latest under output",
+        description=(
+            "URI of a checkpoint to resume from, whoever wrote it; default: the latest under "
+            "output, if this job's trial wrote it"
+        ),
     )
     metrics_port: int | None = Field(
         default=None,

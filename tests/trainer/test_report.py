@@ -318,6 +318,7 @@ def _run_with_export(tmp_path: Path, data: str, output: str) -> AttemptResult:
     evaluation = write(storage, data, SyntheticSpec(3, 4, seed=1), "eval.json")
     config = {
         "job": "ns/job",
+        "job_uid": "uid-job",
         "trial": "trial-3 <i>",
         "attempt": 1,
         "task": "classification",

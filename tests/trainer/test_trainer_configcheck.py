@@ -54,6 +54,7 @@ def test_the_validation_pod_exits_invalid_config_from_the_operators_config(
 ):
     config = TrialConfig(
         job="team-a/insects",
+        job_uid="0b7c6a52-2f0e-4f5e-9c39-5d6f0b1c2d3e",
         trial="validate",
         attempt=1,
         task="classification",

@@ -87,6 +87,7 @@ def _train(tmp_path: Path, data: str, output: str, **overrides) -> tuple[int, At
     train = write(storage, data, SyntheticSpec(3, 8), "train.json")
     config = {
         "job": "ns/job",
+        "job_uid": "uid-job",
         "trial": "t",
         "attempt": 1,
         "task": "classification",

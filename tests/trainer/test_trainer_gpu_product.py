@@ -97,6 +97,7 @@ def _config(tmp_path: Path, name: str, **overrides: object) -> Path:
     evaluation = write(storage, root, SyntheticSpec(4, 2, seed=1), "eval.json")
     config = {
         "job": "team-a/insects",
+        "job_uid": "uid-insects",
         "trial": "trial-0",
         "attempt": 1,
         "task": "classification",

@@ -110,6 +110,7 @@ def _config(tmp_path: Path, data: tuple[str, str], backbone: PretrainedBackbone 
     hyperparameters = {**FAST, **extra.pop("hyperparameters", {})}
     fields = {
         "job": "team-a/few-shot",
+        "job_uid": "uid-few-shot",
         "trial": "trial-0",
         "attempt": 1,
         "task": "classification",

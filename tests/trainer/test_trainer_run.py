@@ -17,6 +17,7 @@ from tailor_trainer.coco import ClassTask
 from tailor_trainer.storage import Storage
 from tailor_trainer.synthetic import SyntheticSpec, write
 
+JOB_UID = "0b7c6a52-uid-of-team-a-insects"
 FAST = {"batch_size": 16, "input_size": 32, "workers": 0, "augmentation": 0.0, "lr": 3e-3}
 
 
@@ -33,6 +34,7 @@ def _config(tmp_path: Path, train: str, evaluation: str | None = None, **overrid
     hyperparameters = {**FAST, "epochs": 8, **overrides.pop("hyperparameters", {})}
     config = {
         "job": "team-a/insects",
+        "job_uid": JOB_UID,
         "trial": "trial-0",
         "attempt": 1,
         "task": "classification",

@@ -269,6 +269,7 @@ def _validation_config(tmp_path, annotations: str, budget: float, cost=None):
 
     config = TrialConfig(
         job="team-a/insects",
+        job_uid="uid-insects",
         trial="validate",
         attempt=1,
         task="classification",
@@ -432,6 +433,7 @@ def test_the_validation_pod_verifies_the_catalog_in_its_config(
     def config_file(annotations: str) -> str:
         config = TrialConfig(
             job="team-a/insects",
+            job_uid="uid-insects",
             trial="validate",
             attempt=1,
             task="classification",

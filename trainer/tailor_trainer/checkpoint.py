@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import random
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,9 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from tailor_contract import TrialConfig
 from tailor_trainer.errors import ConfigError
+from tailor_trainer.lineage import check_own
 from tailor_trainer.storage import ObjectNotFound, Storage, join
 
 log = logging.getLogger(__name__)
@@ -83,6 +86,25 @@ def load(storage: Storage, uri: str) -> dict[str, Any]:
     # weights_only: a checkpoint is data, and loading it must not run code.
     state: dict[str, Any] = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     return state
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    uri: str
+    state: dict[str, Any]
+
+
+def resume_point(storage: Storage, config: TrialConfig) -> ResumePoint | None:
+    """The checkpoint the attempt continues, loaded: the one `resume` names (a deliberate
+    choice, whoever wrote it), else `last.pt` under output if this job's trial wrote it.
+    Another's raises OutputTaken (a ConfigError) before it is used."""
+    uri = find_resume(storage, config.output, config.resume)
+    if uri is None:
+        return None
+    state = load(storage, uri)
+    if not config.resume:
+        check_own(state, config, uri)
+    return ResumePoint(uri, state)
 
 
 def save_best(storage: Storage, output: str, model: torch.nn.Module, meta: dict[str, Any]) -> str:

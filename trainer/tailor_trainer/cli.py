@@ -69,12 +69,13 @@ def _parser() -> argparse.ArgumentParser:
 def _validate(args: argparse.Namespace) -> int:
     from tailor_contract import GivenTrial, Hyperparameters, PretrainedBackbone
     from tailor_contract.cost import REFERENCE
-    from tailor_trainer.validate import ValidateOptions, validate
+    from tailor_trainer.validate import OutputClaim, ValidateOptions, validate
 
     cost = REFERENCE
     catalog: tuple[PretrainedBackbone, ...] = ()
     candidates: tuple[str, ...] = ()
     given: tuple[GivenTrial, ...] = ()
+    claim = None
     eval_fraction, seed = Hyperparameters().eval_fraction, 0
     if args.config:
         # The operator's validation pod: its allowance is the whole job's budget.
@@ -96,6 +97,9 @@ def _validate(args: argparse.Namespace) -> int:
         eval_fraction, seed = hyperparameters_of(config).eval_fraction, config.seed
         # The models and weights the spec names, checked before any GPU.
         candidates, given = tuple(config.candidate_models), tuple(config.given_trials)
+        # The job's output prefix: refused if another job's, claimed once all passed.
+        if config.job_output:
+            claim = OutputClaim(config.job_output, config.job, config.job_uid)
     options = ValidateOptions(
         annotations=args.annotations,
         evaluation=args.evaluation,
@@ -112,6 +116,7 @@ def _validate(args: argparse.Namespace) -> int:
         seed=seed,
         candidate_models=candidates,
         given_trials=given,
+        claim=claim,
     )
     report = validate(Storage(args.endpoint), options)
     print(json.dumps(report.to_json(), indent=2))

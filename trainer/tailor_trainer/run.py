@@ -8,7 +8,7 @@ import torch
 
 from tailor_contract import ExitCode, Hyperparameters, TrialConfig
 from tailor_contract.metrics import sign as metric_sign
-from tailor_trainer import checkpoint
+from tailor_trainer import checkpoint, ownership
 from tailor_trainer.allowance import Allowance, Reserve, export_estimate
 from tailor_trainer.config import hyperparameters_of, load_trial_config, metrics_port_of
 from tailor_trainer.distributed import any_rank, barrier, init_world, shutdown
@@ -373,10 +373,16 @@ def run(config: TrialConfig, hp: Hyperparameters, started: float) -> int:
         return int(code)
 
     try:
+        # Before any data or model is loaded: the output must be this job's, and an
+        # implicit resume this trial's own checkpoint (else ConfigError, nothing used).
+        if config.job_output:
+            ownership.verify(storage, config.job_output, config.job_uid)
+        point = checkpoint.resume_point(storage, config)
+        resumed = point is not None
         trial = build_trial(config, hp, world, storage)
-        resume = checkpoint.find_resume(storage, config.output, config.resume)
-        if resume:
-            restore(trial, checkpoint.load(storage, resume), resume)
+        if point is not None:
+            restore(trial, point.state, point.uri)
+            point = None  # its tensors are in the model now: no second copy
         progress = Progress(
             allowance,
             trial.total_steps,
@@ -387,7 +393,7 @@ def run(config: TrialConfig, hp: Hyperparameters, started: float) -> int:
         if world.is_main:
             write_resolved_config(trial)
         attempt = Attempt(trial, allowance, stop, progress)
-        stopped_by = attempt.run_recipe(resumed=resume is not None)
+        stopped_by = attempt.run_recipe(resumed=resumed)
         if trial.books.evaluated_at != trial.books.step:
             attempt.evaluate()
         attempt.save()

@@ -10,6 +10,7 @@ new one), and a failed multipart upload is aborted.
 
 import contextlib
 import io
+import itertools
 import os
 import posixpath
 import shutil
@@ -257,24 +258,78 @@ class Storage:
         with _s3_errors(uri):
             self._s3().delete_object(Bucket=location.bucket, Key=location.key)
 
-    def list(self, prefix: str) -> list[str]:
-        """URIs of the objects under a prefix (a folder for local paths), sorted."""
+    def create(self, uri: str, data: bytes) -> bool:
+        """Writes data at uri only if no object is there: True if it wrote, False if an
+        object was there already (left as it was). Atomic: on a filesystem a hard link,
+        which fails if the name exists; in S3 a PUT with If-None-Match: *. A store that
+        does not implement conditional writes gets a check, then a PUT."""
+        if is_http(uri):
+            raise _read_only(uri)
+        if not is_s3(uri):
+            return self._create_local(local_path(uri), data)
+        from botocore.exceptions import ClientError
+
+        location = parse_s3(uri)
+        with _s3_errors(uri):
+            try:
+                self._s3().put_object(
+                    Bucket=location.bucket, Key=location.key, Body=data, IfNoneMatch="*"
+                )
+            except ClientError as error:
+                code = str(error.response.get("Error", {}).get("Code", ""))
+                if code in ("PreconditionFailed", "412"):
+                    return False
+                if code not in ("NotImplemented", "501"):
+                    raise
+                if self.exists(uri):
+                    return False
+                self._s3().put_object(Bucket=location.bucket, Key=location.key, Body=data)
+        return True
+
+    @staticmethod
+    def _create_local(path: Path, data: bytes) -> bool:
+        temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with temporary.open("wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(temporary, path)  # complete, or not there: never half a file
+        except FileExistsError:
+            return False
+        except OSError as error:
+            raise StorageError(f"{path}: {error}") from error
+        finally:
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
+        return True
+
+    def list(self, prefix: str, limit: int | None = None) -> list[str]:
+        """URIs of the objects under a prefix (a folder for local paths), sorted; with a
+        limit, at most that many (which ones is up to the store)."""
         if is_http(prefix):
             raise _read_only(prefix)
         if not is_s3(prefix):
             root = local_path(prefix)
             if not root.is_dir():
                 return []
-            return sorted(str(p) for p in root.rglob("*") if p.is_file())
+            files = (str(p) for p in root.rglob("*") if p.is_file())
+            return sorted(itertools.islice(files, limit))
         location = parse_s3(prefix)
         found: list[str] = []
         with _s3_errors(prefix):
             paginator = self._s3().get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=location.bucket, Prefix=location.key):
+            pages = paginator.paginate(
+                Bucket=location.bucket,
+                Prefix=location.key,
+                PaginationConfig={"MaxItems": limit} if limit else {},
+            )
+            for page in pages:
                 found.extend(
                     f"s3://{location.bucket}/{item['Key']}" for item in page.get("Contents", [])
                 )
-        return sorted(found)
+        return sorted(found[:limit])
 
 
 class _s3_errors:

@@ -32,6 +32,7 @@ from tailor_trainer.datasets import LabelledDataset, class_counts, load_dataset
 from tailor_trainer.distributed import World
 from tailor_trainer.divergence import DivergenceMonitor, chance_loss
 from tailor_trainer.errors import ConfigError
+from tailor_trainer.lineage import Lineage
 from tailor_trainer.loop import (
     Autocast,
     StepRunner,
@@ -101,6 +102,7 @@ class Trial:
     autocast: Autocast
     monitor: DivergenceMonitor
     primary_metric: str
+    lineage: Lineage  # what its checkpoints record: job UID, trial, the attempts so far
     books: Books = field(default_factory=Books)
 
     @property
@@ -280,6 +282,7 @@ def build_trial(config: TrialConfig, hp: Hyperparameters, world: World, storage:
         autocast=autocast,
         monitor=DivergenceMonitor(chance, hp.divergence_patience_steps),
         primary_metric=primary_metric_of(config),
+        lineage=Lineage.first(config),
     )
 
 
@@ -287,7 +290,8 @@ def checkpoint_state(trial: Trial, gpu_seconds_now: float) -> dict[str, Any]:
     books = trial.books.state()
     books["gpu_seconds_before"] = gpu_seconds_now  # what the next attempt inherits
     return {
-        "format": 1,
+        "format": 2,
+        "lineage": trial.lineage.state(),
         "model_name": trial.config.model,
         "classes": trial.dataset.class_names,
         "model": checkpoint.unwrap(trial.model).state_dict(),
@@ -300,6 +304,8 @@ def checkpoint_state(trial: Trial, gpu_seconds_now: float) -> dict[str, Any]:
 
 
 def restore(trial: Trial, state: dict[str, Any], uri: str) -> None:
+    """Continues the checkpoint's training; its lineage gains this attempt when it is
+    the same trial's (run.py loads another's only when `resume` names it)."""
     if state.get("model_name") != trial.config.model:
         raise ConfigError(f"checkpoint {uri} is for model {state.get('model_name')!r}")
     if state.get("classes") != trial.dataset.class_names:
@@ -312,4 +318,12 @@ def restore(trial: Trial, state: dict[str, Any], uri: str) -> None:
     trial.books.resumed_from = trial.books.step
     trial.settle_probe_steps()
     checkpoint.restore_rng(state["rng"])
-    log.info("resumed from %s at step %d (epoch %d)", uri, trial.books.step, trial.books.epoch)
+    previous = Lineage.of(state)
+    trial.lineage = previous.continued_by(trial.config) if previous else trial.lineage
+    log.info(
+        "resumed from %s at step %d (epoch %d); lineage: %s",
+        uri,
+        trial.books.step,
+        trial.books.epoch,
+        trial.lineage.describe(),
+    )

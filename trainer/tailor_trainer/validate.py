@@ -10,17 +10,28 @@ from typing import Any
 
 from tailor_contract import AttemptResult, DatasetFacts, ExitCode, GivenTrial, PretrainedBackbone
 from tailor_contract.cost import REFERENCE, CostModel, minimum_given_trials_gpu_seconds
+from tailor_trainer import ownership
 from tailor_trainer.coco import ClassTask, CocoSplit, ImageEntry
 from tailor_trainer.configcheck import config_problems
 from tailor_trainer.datasets import class_counts, digest_of, parse_dataset, stratified_split
 from tailor_trainer.errors import ConfigError, DatasetNotFound
 from tailor_trainer.estimate import estimate_min_gpu_seconds
 from tailor_trainer.imagecheck import check_images
+from tailor_trainer.ownership import OutputTaken
 from tailor_trainer.problems import Problems
 from tailor_trainer.storage import ObjectNotFound, Storage, StorageError
 
 log = logging.getLogger(__name__)
 MAX_REASON = 400  # characters of an unusable backbone's reason
+
+
+@dataclass(frozen=True)
+class OutputClaim:
+    """The job's output prefix, which a successful validation claims for the job."""
+
+    output: str
+    job: str  # namespace/name
+    uid: str
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,7 @@ class ValidateOptions:
     seed: int = 0  # ... and its seed: majority_fraction is about the split it will use
     candidate_models: tuple[str, ...] = ()  # spec.search.models: each must exist
     given_trials: tuple[GivenTrial, ...] = ()  # spec.search.trials: checked and priced
+    claim: OutputClaim | None = None  # the operator's validation: the job's output prefix
 
 
 @dataclass(frozen=True)
@@ -115,6 +127,15 @@ def verify_catalog(
     return verified, unusable
 
 
+def _output_refused(error: OutputTaken) -> ValidationReport:
+    result = AttemptResult(
+        exit=ExitCode.INVALID_CONFIG.name,
+        reason=f"invalid configuration: {error}",
+        stopped_by="config",
+    )
+    return ValidationReport(ExitCode.INVALID_CONFIG, result, [], {})
+
+
 def validate(storage: Storage, options: ValidateOptions) -> ValidationReport:
     wrong = config_problems(storage, options.candidate_models, options.given_trials)
     if wrong:
@@ -123,6 +144,24 @@ def validate(storage: Storage, options: ValidateOptions) -> ValidationReport:
             exit=ExitCode.INVALID_CONFIG.name, reason=reason, problems=wrong, stopped_by="config"
         )
         return ValidationReport(ExitCode.INVALID_CONFIG, result, [], {})
+    """The dataset's checks; with a claim, the output prefix first (refused before any
+    image is read) and, once everything passed, claimed for the job."""
+    if options.claim is not None:
+        try:
+            ownership.check(storage, options.claim.output, options.claim.uid)
+        except OutputTaken as error:
+            return _output_refused(error)
+    report = _validate_dataset(storage, options)
+    if options.claim is not None and report.code == ExitCode.SUCCESS:
+        claim = options.claim
+        try:
+            ownership.claim(storage, claim.output, claim.job, claim.uid)
+        except OutputTaken as error:
+            return _output_refused(error)
+    return report
+
+
+def _validate_dataset(storage: Storage, options: ValidateOptions) -> ValidationReport:
     problems = Problems()
     try:
         train, evaluation = parse_dataset(

@@ -44,9 +44,13 @@ S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 Manifest = dict[str, Any]
 
 
+def job_output(job: TrainingJob) -> str:
+    return f"{job.spec.output.rstrip('/')}/"
+
+
 def trial_output(job: TrainingJob, trial: str) -> str:
     where = "validation" if trial == VALIDATION_TRIAL else f"trials/{trial}"
-    return f"{job.spec.output.rstrip('/')}/{where}/"
+    return f"{job_output(job)}{where}/"
 
 
 def trial_config(
@@ -73,6 +77,10 @@ def trial_config(
             raise ValueError(f"trial {trial.name}: backbone {trial.backbone} was not verified")
     return TrialConfig(
         job=job.ref.key,
+        # The job's identity: its checkpoints record it, its validation claims the
+        # output prefix for it, and another job's outputs there are refused.
+        job_uid=job.ref.uid,
+        job_output=job_output(job),
         trial=name,
         attempt=record.attempt,
         task=spec.task,

@@ -145,6 +145,9 @@ def test_the_config_map_carries_a_trial_config_the_trainer_accepts() -> None:
     assert (parsed.trial, parsed.attempt, parsed.gpus, parsed.export) == ("t0", 2, 2, True)
     assert parsed.output == "s3://models/insects/trials/t0/"
     assert parsed.job == "team-a/insects"
+    # The job's identity and its output prefix: the trial checks the claim, and resumes
+    # only a checkpoint its own job's trial wrote.
+    assert (parsed.job_uid, parsed.job_output) == (UID, "s3://models/insects/")
     assert parsed.hyperparameters == {"lr": 0.01}
 
 
@@ -164,6 +167,10 @@ def test_validation_config() -> None:
         False,
     )
     assert config.output == "s3://models/insects/validation/"
+    # Validation claims the job's whole output prefix for this job's UID.
+    assert (config.job_uid, config.job_output) == (UID, "s3://models/insects/")
+    unslashed = trial_config(job(output="s3://models/insects"), record, TABLE, None, "m", prices)
+    assert unslashed.job_output == "s3://models/insects/"
     # Validation checks the budget at the operator's prices; it is the only reader.
     assert TrialConfig.model_validate_json(config.model_dump_json()).cost_model == prices
     assert trial_config(job(), RECORD, TABLE, TRIAL, "resnet50", prices).cost_model is None
