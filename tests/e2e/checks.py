@@ -75,3 +75,17 @@ def assert_charges_are_run_times_times_factor(
     assert budget["chargedGpuSeconds"] == pytest.approx(total, abs=0.01)
     assert budget["chargedGpuSeconds"] <= budget["limitGpuSeconds"]
     return total
+
+
+def assert_the_model_is_the_export(demo: Demo, job: dict[str, Any]) -> dict[str, Any]:
+    """A Succeeded job's model exists in S3, its card's weights digest is the one in the
+    status, and the card's metrics are the status's (measured on those weights)."""
+    status = job["status"]
+    assert status["phase"] == "Succeeded", status.get("message")
+    model = status["model"]
+    card = read_s3_json(demo, model["uri"].rstrip("/") + "/model_card.json")
+    assert card["files"]["model.safetensors"] == model["digest"]
+    assert card["metrics"] == pytest.approx(model["metrics"], abs=1e-6)
+    best = next(t for t in status["trials"] if t["name"] == status["bestTrial"]["name"])
+    assert (best["exportUri"], best["exportDigest"]) == (model["uri"], model["digest"])
+    return card

@@ -22,6 +22,7 @@ from tailor_trainer.predict import load_classifier, predict
 from tailor_trainer.storage import Storage
 from tests.e2e.checks import (
     assert_charges_are_run_times_times_factor,
+    assert_the_model_is_the_export,
     attempts,
     held_out_digits,
     read_s3_json,
@@ -65,6 +66,7 @@ def test_the_demo_job_trains_charges_exports_and_predicts(demo, demo_namespace, 
 
     # The ledger: run times x factor, within the budget; the validation pod is free.
     charged = assert_charges_are_run_times_times_factor(demo, demo_namespace, job)
+    assert_the_model_is_the_export(demo, job)
     assert charged > 0
     assert all(a["chargedGpuSeconds"] == 0 for a in status["validation"]["attempts"])
     assert [a["outcome"] for a in attempts(job)] == ["Completed"]
@@ -151,6 +153,8 @@ def test_a_killed_trial_resumes_from_its_checkpoint_without_being_charged(demo, 
     assert resumed["stopped_by"] == "completed"
 
     charged = assert_charges_are_run_times_times_factor(demo, demo_namespace, job)
+
+    assert_the_model_is_the_export(demo, job)
     assert charged == pytest.approx(second["chargedGpuSeconds"])
     final = read_job(client.CustomObjectsApi(demo.cluster.api_client()), demo_namespace, name)
     assert (

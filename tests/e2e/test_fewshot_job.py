@@ -20,7 +20,11 @@ from tailor_devcluster.demo.results import download_model
 from tailor_devcluster.demo.stack import import_backbone, upload_digits
 from tailor_trainer.predict import load_classifier, predict
 from tailor_trainer.storage import Storage
-from tests.e2e.checks import assert_charges_are_run_times_times_factor, wait_done
+from tests.e2e.checks import (
+    assert_charges_are_run_times_times_factor,
+    assert_the_model_is_the_export,
+    wait_done,
+)
 from tests.e2e.conftest import Demo
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(2400)]
@@ -107,12 +111,8 @@ def test_a_catalogued_backbone_beats_training_from_scratch_on_ten_images_per_cla
     assert any(t["hyperparameters"].get("recipe") == "probe_finetune" for t in rest)
     best = next(t for t in trials if t["name"] == status["bestTrial"]["name"])
     assert best["backbone"] == "efficientnet-lite0"
-    # The reported metric is the exported model's (its model card says the same).
-    card_uri = status["model"]["uri"].rstrip("/") + "/model_card.json"
-    bucket, _, key = card_uri.removeprefix("s3://").partition("/")
-    assert demo.cluster.s3 is not None
-    card = json.loads(demo.cluster.s3.client().get_object(Bucket=bucket, Key=key)["Body"].read())
-    assert card["metrics"][METRIC] == status["model"]["metrics"][METRIC]
+    # The reported metrics are the exported model's (its model card says the same).
+    card = assert_the_model_is_the_export(demo, tuned)
     assert card["report"] == "report.html"
     # Never over budget; every charge is the measured run time x the slot's factor.
     assert_charges_are_run_times_times_factor(demo, demo_namespace, tuned)

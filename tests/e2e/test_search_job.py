@@ -17,6 +17,7 @@ from tailor_trainer.predict import load_classifier, predict
 from tailor_trainer.storage import Storage
 from tests.e2e.checks import (
     assert_charges_are_run_times_times_factor,
+    assert_the_model_is_the_export,
     held_out_digits,
     read_s3_json,
     wait_done,
@@ -74,6 +75,7 @@ def test_the_search_chooses_promotes_and_exports_within_the_budget(demo, demo_na
     # Never over budget: the job's total, and each trial within its cumulative allowance;
     # every charge is the agent's measured run time x the slot's factor.
     total = assert_charges_are_run_times_times_factor(demo, demo_namespace, job)
+    assert_the_model_is_the_export(demo, job)
     budget = status["budget"]
     assert 0 < total <= budget["limitGpuSeconds"] == 180
     assert budget["reservedGpuSeconds"] == 0

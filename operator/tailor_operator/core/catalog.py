@@ -13,7 +13,6 @@ from datetime import datetime
 from tailor_contract import PretrainedBackbone
 from tailor_contract.cost import split_images
 from tailor_operator.core.conditions import set_condition
-from tailor_operator.core.search.cost import facts_from
 from tailor_operator.core.status import Condition, TrainingJobStatus
 
 PRETRAINED = "Pretrained"  # condition type: does the search fine-tune pretrained weights?
@@ -39,7 +38,7 @@ def images_per_class(status: TrainingJobStatus) -> float | None:
     summary = status.validation.dataset
     if summary is None or summary.classes <= 0:
         return None
-    train, _ = split_images(facts_from(summary))
+    train, _ = split_images(summary.facts())
     return train / summary.classes
 
 

@@ -169,8 +169,13 @@ class DatasetSummary(_Status):
     @classmethod
     def of(cls, facts: DatasetFacts) -> "DatasetSummary":
         """What the status keeps of validation's facts: the inputs of the search's cost
-        model (search/cost.py's facts_from turns them back)."""
+        model (facts() turns them back)."""
         return cls(**facts.model_dump(include=set(cls.model_fields)))
+
+    def facts(self) -> DatasetFacts:
+        """The facts validation reported, as the status keeps them: the same inputs the
+        trainer's estimate had, so both sides compute the same numbers."""
+        return DatasetFacts(**self.model_dump())
 
 
 class ValidationStatus(_Status):

@@ -15,7 +15,6 @@ from tailor_contract.cost import (
 )
 from tailor_operator.core.planner import PlannerView
 from tailor_operator.core.search import AutoMLPlanner
-from tailor_operator.core.search.cost import facts_from
 from tailor_operator.core.search.decide import SearchRound
 from tailor_operator.core.search.space import (
     LINEAR_PROBE,
@@ -140,7 +139,7 @@ def test_with_a_catalog_the_probe_comes_first_then_fine_tuning():
     [(100, 10, False), (4_000, 10, False), (60_000, 10, True), (60_000, 1000, False)],
 )
 def test_scratch_training_joins_only_when_the_data_is_large(images, classes, scratch):
-    space = build_space(facts_from(data(images, classes)), (), (LITE0, MOBILENET))
+    space = build_space(data(images, classes).facts(), (), (LITE0, MOBILENET))
     assert space.scratch == scratch
     drawn = [space.sample(random.Random(i)) for i in range(200)]
     assert any(c.backbone is None for c in drawn) == scratch
@@ -149,13 +148,13 @@ def test_scratch_training_joins_only_when_the_data_is_large(images, classes, scr
 
 
 def test_spec_search_models_narrow_the_catalog_by_name_or_architecture():
-    space = build_space(facts_from(data()), ("mobilenetv2_100",), (LITE0, MOBILENET))
+    space = build_space(data().facts(), ("mobilenetv2_100",), (LITE0, MOBILENET))
     assert [e.name for e in space.catalog] == ["mobilenetv2"]
     assert not space.scratch  # only catalogued backbones were named
 
 
 def test_the_cheapest_search_with_a_catalog_is_one_probe():
-    facts = facts_from(data())
+    facts = data().facts()
     minimum = minimum_catalog_search_gpu_seconds(facts, [LITE0, MOBILENET])
     assert minimum == round(min(probe_gpu_seconds(facts, e) for e in (LITE0, MOBILENET)), 1)
     assert minimum < minimum_search_gpu_seconds(facts)
@@ -191,7 +190,7 @@ def test_a_budget_too_small_for_a_bracket_still_fine_tunes_once_after_the_probe(
 
 
 def test_a_budget_for_the_probe_alone_runs_the_probe_and_ends():
-    probe_cost = probe_gpu_seconds(facts_from(data()), LITE0) / 0.85
+    probe_cost = probe_gpu_seconds(data().facts(), LITE0) / 0.85
     decision = AutoMLPlanner().decide(view(seconds=probe_cost + 1))
     assert [p.hyperparameters["recipe"] for p in decision.new_trials] == [LINEAR_PROBE]
 

@@ -16,7 +16,7 @@ from tailor_contract.cost import (
     minimum_search_gpu_seconds,
 )
 from tailor_operator.core.search import AutoMLPlanner
-from tailor_operator.core.search.cost import CostEstimator, Observation, facts_from
+from tailor_operator.core.search.cost import CostEstimator, Observation
 from tailor_operator.core.search.rungs import per_configuration, plan_ladder
 from tailor_operator.core.status import DatasetSummary, JobPhase
 from tailor_trainer.estimate import estimate_min_gpu_seconds
@@ -57,7 +57,7 @@ def test_trainer_and_operator_compute_the_same_minimum(images, side, model):
     planner = AutoMLPlanner()
     named = planner.first_model(spec, "resnet50")
     assert named == model  # the cheaper of the two allowed
-    assert facts_from(summary) == reported
+    assert summary.facts() == reported
     assert planner.minimum_gpu_seconds(spec, summary, "resnet50") == estimate_min_gpu_seconds(
         reported, None, named
     )

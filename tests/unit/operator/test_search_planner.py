@@ -24,7 +24,7 @@ from tailor_operator.core.planner import (
 )
 from tailor_operator.core.planners import planner_named
 from tailor_operator.core.search import AutoMLPlanner
-from tailor_operator.core.search.cost import CostEstimator, facts_from
+from tailor_operator.core.search.cost import CostEstimator
 from tailor_operator.core.search.decide import SearchRound
 from tailor_operator.core.search.space import build_space
 from tailor_operator.core.status import (
@@ -241,7 +241,7 @@ def test_rung_0_trains_the_default_recipe_whenever_three_such_trainings_fit(
     fixed recipe): on 600 digits a 240-second search once ran nine test models only."""
     data = dataset(images, side)
     planned = view(hours=seconds / 3600, data=data)
-    facts_ = facts_from(data)
+    facts_ = data.facts()
     default = build_space(facts_).default()
     least = min_useful_epochs(split_images(facts_)[0])
     prior = CostEstimator(facts_, cost)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from tailor_contract import DatasetFacts
 from tailor_contract.cost import REFERENCE, Backbone, CostModel, epoch_gpu_seconds, find_backbone
-from tailor_operator.core.status import Billing, DatasetSummary, TrialStatus
+from tailor_operator.core.status import Billing, TrialStatus
 
 # The prior's weight, against observations weighing about 1 each where they inform
 # a factor well (a long run for k, a short one for a).
@@ -22,20 +22,6 @@ PRIOR_WEIGHT = 0.02
 # Plan epochs to fill this share of an allowance: a cost underestimated by up to this
 # much still lets the learning-rate schedule finish before the allowance stops it.
 SAFETY = 0.85
-
-
-def facts_from(summary: DatasetSummary) -> DatasetFacts:
-    """The facts validation reported, as the status keeps them: the same inputs the
-    trainer's estimate had, so both sides compute the same numbers."""
-    return DatasetFacts(
-        images=summary.images,
-        classes=summary.classes,
-        mean_width=summary.mean_width,
-        mean_height=summary.mean_height,
-        digest=summary.digest,
-        eval_images=summary.eval_images,
-        majority_fraction=summary.majority_fraction,
-    )
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from tailor_contract.cost import (
 from tailor_contract.metrics import direction
 from tailor_operator.core.planner import PlannerDecision, PlannerView, Promotion, TrialProposal
 from tailor_operator.core.search import asha
-from tailor_operator.core.search.cost import CostEstimator, facts_from, observations
+from tailor_operator.core.search.cost import CostEstimator, observations
 from tailor_operator.core.search.references import reference_floor
 from tailor_operator.core.search.rungs import ETA, OVERHEAD_SHARE, plan_ladder
 from tailor_operator.core.search.space import (
@@ -62,7 +62,7 @@ class SearchRound:
         self.view = view
         self.min_delta = min_delta
         assert view.dataset is not None
-        facts = facts_from(view.dataset)
+        facts = view.dataset.facts()
         train, _ = split_images(facts)
         self.train_images = train
         self.fixed = cost.fixed_seconds

@@ -13,7 +13,6 @@ from tailor_contract.cost import (
     minimum_search_gpu_seconds,
 )
 from tailor_operator.core.planner import PlannerDecision, PlannerView, SimplePlanner
-from tailor_operator.core.search.cost import facts_from
 from tailor_operator.core.search.decide import SearchRound
 from tailor_operator.core.search.space import allowed_catalog
 from tailor_operator.core.search.stopping import MIN_DELTA
@@ -57,9 +56,9 @@ class AutoMLPlanner:
             return None
         entries = allowed_catalog(catalog, spec.search.models)
         if entries:
-            return minimum_catalog_search_gpu_seconds(facts_from(dataset), entries, self.cost)
+            return minimum_catalog_search_gpu_seconds(dataset.facts(), entries, self.cost)
         model = self.first_model(spec, default_model)
-        return minimum_search_gpu_seconds(facts_from(dataset), model, cost=self.cost)
+        return minimum_search_gpu_seconds(dataset.facts(), model, cost=self.cost)
 
     def decide(self, view: PlannerView) -> PlannerDecision:
         if view.spec.search.trials or view.dataset is None:
