@@ -5,6 +5,8 @@ ranks trials by it and the operator picks the job's result by it. A metric not i
 the table has no known direction, so nothing may rank by it.
 """
 
+import math
+from collections.abc import Mapping
 from typing import Literal
 
 from tailor_contract.backbones import Task
@@ -26,10 +28,15 @@ METRICS: dict[Task, dict[str, Direction]] = {
         "top1_accuracy": "Maximize",
         "top5_accuracy": "Maximize",
         "calibration_ece": "Minimize",  # expected calibration error: 0 is perfect
+        "log_loss": "Minimize",  # mean -log p(true class)
         **_SHARED,
     },
-    "multilabel": {"accuracy": "Maximize", **_SHARED},
+    "multilabel": {"accuracy": "Maximize", "log_loss": "Minimize", **_SHARED},
 }
+# What breaks a tie of the primary metric: on a small evaluation split accuracy moves in
+# steps of 1/n, and two checkpoints or trials often score the same; the one whose
+# probabilities fit the truth better (lower log loss) is the better bet.
+TIEBREAK = "log_loss"
 PRIMARY_METRIC: dict[Task, str] = {
     "classification": "top1_accuracy",
     "multilabel": "average_precision_macro",
@@ -49,6 +56,14 @@ def sign(task: Task, metric: str) -> float:
     if found is None:
         raise KeyError(f"no direction is known for metric {metric!r} of task {task!r}")
     return 1.0 if found == "Maximize" else -1.0
+
+
+def rank_key(task: Task, metric: str, metrics: Mapping[str, float]) -> tuple[float, float]:
+    """Larger is better: the primary metric in its direction, then the lower log loss
+    (an evaluation without one loses the tie). The trainer keeps its best checkpoint,
+    the search promotes and the operator picks the job's result by this one key."""
+    loss = metrics.get(TIEBREAK)
+    return sign(task, metric) * metrics[metric], -loss if loss is not None else -math.inf
 
 
 def metric_problem(task: str, metric: str | None) -> str | None:

@@ -54,7 +54,8 @@ def _reference_classification(probabilities: np.ndarray, targets: np.ndarray) ->
 
 
 def _assert_same(actual: dict[str, float], expected: dict[str, float]) -> None:
-    assert set(actual) == set(expected)
+    # log_loss is Tailor's own (vision-evaluation has none): tested against scikit-learn below.
+    assert set(actual) - {"log_loss"} == set(expected)
     for name, value in expected.items():
         assert actual[name] == pytest.approx(value, abs=TOLERANCE), name
 
@@ -129,3 +130,27 @@ def test_multilabel_metrics_match_vision_evaluation(threshold, seed):
 def test_metrics_refuse_an_empty_evaluation():
     with pytest.raises(ValueError, match="no evaluation predictions"):
         classification_metrics(np.zeros((0, 3)), np.zeros(0, dtype=int))
+
+
+def test_log_loss_is_the_mean_negative_log_likelihood_of_the_truth():
+    from sklearn.metrics import log_loss
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(40, 5))
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    targets = rng.integers(0, 5, size=40)
+    got = classification_metrics(probabilities, targets).metrics["log_loss"]
+    assert got == pytest.approx(log_loss(targets, probabilities, labels=range(5)), rel=1e-9)
+    scores = rng.uniform(size=(40, 5))
+    truth = rng.integers(0, 2, size=(40, 5))
+    multilabel = multilabel_metrics(scores, truth, 0.5).metrics["log_loss"]
+    assert multilabel == pytest.approx(log_loss(truth.ravel(), scores.ravel()), rel=1e-9)
+
+
+def test_a_confident_mistake_costs_more_log_loss_at_equal_accuracy():
+    targets = np.array([0, 1])
+    hedged = np.array([[0.6, 0.4], [0.6, 0.4]])  # one right, one wrong, unsure
+    confident = np.array([[0.99, 0.01], [0.99, 0.01]])  # same decisions, sure of both
+    a, b = classification_metrics(hedged, targets), classification_metrics(confident, targets)
+    assert a.metrics["top1_accuracy"] == b.metrics["top1_accuracy"] == 0.5
+    assert a.metrics["log_loss"] < b.metrics["log_loss"]

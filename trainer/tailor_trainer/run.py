@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from tailor_contract import ExitCode, Hyperparameters, TrialConfig
-from tailor_contract.metrics import sign as metric_sign
+from tailor_contract.metrics import rank_key
 from tailor_trainer import checkpoint, ownership
 from tailor_trainer.allowance import Allowance, Reserve, export_estimate
 from tailor_trainer.config import hyperparameters_of, load_trial_config, metrics_port_of
@@ -244,9 +244,14 @@ class Attempt:
         value = books.metrics.get(trial.primary_metric)
         if value is None:
             return
-        sign = metric_sign(trial.config.task, trial.primary_metric)
-        if books.best_value is not None and sign * value <= sign * books.best_value:
-            return
+        task, metric = trial.config.task, trial.primary_metric
+        if books.best_value is not None:
+            # Equal accuracy (common on a small evaluation split): the lower loss wins.
+            best = (
+                books.best_metrics if metric in books.best_metrics else {metric: books.best_value}
+            )
+            if rank_key(task, metric, books.metrics) <= rank_key(task, metric, best):
+                return
         books.best_value, books.best_step = value, books.step
         books.best_metrics = dict(books.metrics)
         meta = {

@@ -9,7 +9,7 @@ A job whose trials delivered nothing fails, saying what it was charged.
 """
 
 from tailor_contract import PRIMARY_METRIC
-from tailor_contract.metrics import direction
+from tailor_contract.metrics import direction, rank_key
 from tailor_operator.core.draft import Draft
 from tailor_operator.core.ledger import hours
 from tailor_operator.core.retries import RETRIED
@@ -50,15 +50,14 @@ def primary_metric(draft: Draft) -> str:
 
 
 def best_trial(draft: Draft, candidates: list[TrialStatus]) -> TrialStatus:
-    """The best of `candidates` by the primary metric in its known direction; the
-    first one when none is scored (or the metric's direction is unknown)."""
-    metric = primary_metric(draft)
-    way = direction(draft.job.spec.task, metric)
+    """The best of `candidates` by the primary metric in its known direction, ties to the
+    lower log loss; the first one when none is scored (or the direction is unknown)."""
+    task, metric = draft.job.spec.task, primary_metric(draft)
     scored = [t for t in candidates if metric in t.metrics]
-    if not scored or way is None:
+    if not scored or direction(task, metric) is None:
         return candidates[0]
-    sign = 1.0 if way == "Maximize" else -1.0
-    return max(scored, key=lambda t: sign * t.metrics[metric])
+    # Ties of the metric (small evaluation splits) go to the lower log loss.
+    return max(scored, key=lambda t: rank_key(task, metric, t.metrics))
 
 
 def _succeed(draft: Draft, candidates: list[TrialStatus], stop: StopReason) -> None:

@@ -78,9 +78,16 @@ def validate(core: client.CoreV1Api, namespace: str, job: str) -> None:
     finish_pod(core, namespace, pod.metadata.name, 0, message=message)
 
 
-def result(value: float, epochs: float) -> str:
+def result(value: float, epochs: float, trial: str = "t0") -> str:
+    """A trainer's success: the metrics of the weights it exported, and the export."""
     return AttemptResult(
-        exit="SUCCESS", metrics={METRIC: value}, primary_metric=METRIC, epochs=epochs, steps=100
+        exit="SUCCESS",
+        metrics={METRIC: value},
+        primary_metric=METRIC,
+        epochs=epochs,
+        steps=100,
+        export_uri=f"s3://models/flowers/trials/{trial}/export",
+        export_digest=f"sha256:{trial}-{value}",
     ).to_termination_message()
 
 
@@ -109,7 +116,12 @@ def test_the_search_promotes_the_best_and_a_perfect_score_stops_it(
     # Three results at rung 0 (t1 still running): the best third, t0, is promoted.
     for trial, value in (("t0", 0.70), ("t2", 0.50), ("t3", 0.52)):
         finish_pod(
-            core_v1, namespace, first[trial].metadata.name, 0, message=result(value, 4), after="1s"
+            core_v1,
+            namespace,
+            first[trial].metadata.name,
+            0,
+            message=result(value, 4, trial),
+            after="1s",
         )
     promoted = wait_pod(core_v1, namespace, "search", "t0", 2)
     again = trial_config(core_v1, namespace, promoted.metadata.name)
@@ -149,7 +161,12 @@ def test_a_flat_search_stops_for_no_improvement_within_budget(
 ):
     # Every pod exits by itself after 2 s: validation reads `dataset`, trials the metric.
     message = AttemptResult(
-        exit="SUCCESS", dataset=FACTS, metrics={METRIC: 0.6}, primary_metric=METRIC
+        exit="SUCCESS",
+        dataset=FACTS,
+        metrics={METRIC: 0.6},
+        primary_metric=METRIC,
+        export_uri="s3://models/flat/export",
+        export_digest="sha256:flat",
     ).to_termination_message()
     annotations = {
         "kwok.tailor.dev/exit-code": "0",

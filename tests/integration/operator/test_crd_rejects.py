@@ -142,7 +142,7 @@ def test_the_valid_manifest_is_accepted_and_defaulted(trainingjobs, namespace):
     )
     spec = created["spec"]
     assert spec["resources"]["gpuTypes"] == []
-    assert spec["search"] == {"goal": "Maximize", "models": [], "trials": []}
+    assert spec["search"] == {"models": [], "trials": []}  # no goal: the metric's own
     assert spec["podMetadata"] == {"annotations": {}, "labels": {}}
 
 
@@ -169,7 +169,7 @@ def started(trainingjobs, namespace: str, name: str, charged: float = 0.0) -> No
 @pytest.mark.parametrize(
     ("field", "patch"),
     [
-        ("spec.task", {"task": "detection"}),
+        ("spec.task", {"task": "multilabel"}),
         ("spec.dataset", {"dataset": {"train": "s3://datasets/other/train.json"}}),
         ("spec.output", {"output": "s3://models/elsewhere/"}),
         ("spec.search", {"search": {"models": ["vit_tiny"]}}),
@@ -190,9 +190,9 @@ def test_fields_may_change_before_training_starts(trainingjobs, namespace):
         GROUP, VERSION, namespace, PLURAL, manifest("early", VALID)
     )
     changed = trainingjobs.patch_namespaced_custom_object(
-        GROUP, VERSION, namespace, PLURAL, "early", {"spec": {"task": "detection"}}
+        GROUP, VERSION, namespace, PLURAL, "early", {"spec": {"task": "multilabel"}}
     )
-    assert changed["spec"]["task"] == "detection"
+    assert changed["spec"]["task"] == "multilabel"
 
 
 def test_the_budget_may_grow_but_not_drop_below_what_is_charged(trainingjobs, namespace):

@@ -62,7 +62,12 @@ def test_sigkilled_operator_never_duplicates_pods_nor_loses_or_doubles_charges(
     jobs = [f"job-{i:02d}" for i in range(20)]
     # Every pod of these jobs exits by itself: validation reads `dataset`, trials `metrics`.
     message = AttemptResult(
-        exit="SUCCESS", dataset=FACTS, metrics={"top1": 0.6}, primary_metric="top1"
+        exit="SUCCESS",
+        dataset=FACTS,
+        metrics={"top1_accuracy": 0.6},
+        primary_metric="top1_accuracy",
+        export_uri="s3://models/flowers/trials/t0/export",
+        export_digest="sha256:" + "6" * 64,
     )
     annotations = {
         "kwok.tailor.dev/exit-code": "0",

@@ -74,3 +74,18 @@ def test_the_spec_accepts_exactly_the_tasks_the_trainer_runs():
     from tailor_operator.core.spec import Task
 
     assert set(get_args(Task)) == set(TRAINABLE_TASKS)
+
+
+def test_rank_key_orders_by_the_metric_then_the_lower_log_loss():
+    from tailor_contract.metrics import rank_key
+
+    def key(metrics):
+        return rank_key("classification", "top1_accuracy", metrics)
+
+    assert key({"top1_accuracy": 0.9, "log_loss": 2.0}) > key({"top1_accuracy": 0.85})
+    assert key({"top1_accuracy": 0.9, "log_loss": 0.3}) > key(
+        {"top1_accuracy": 0.9, "log_loss": 0.5}
+    )
+    assert key({"top1_accuracy": 0.9, "log_loss": 9.0}) > key({"top1_accuracy": 0.9})
+    ece = rank_key("classification", "calibration_ece", {"calibration_ece": 0.1})
+    assert ece > rank_key("classification", "calibration_ece", {"calibration_ece": 0.2})

@@ -155,3 +155,26 @@ def test_a_metric_to_minimise_picks_the_lowest() -> None:
     sim.step(101)
     assert sim.status.best_trial is not None
     assert (sim.status.best_trial.name, sim.status.best_trial.value) == ("t0", 0.05)
+
+
+def test_equal_accuracy_goes_to_the_lower_log_loss() -> None:
+    """On 20 evaluation images accuracy moves in steps of 0.05: ties are common."""
+    sim = Sim(
+        search={"trials": [{"model": "resnet18"}, {"model": "resnet34"}]},
+        resources={"maxParallelTrials": 2},
+    )
+    validated(sim)
+    names = [sim.pod_names("t0")[0], sim.pod_names("t1")[0]]
+    for name, loss in zip(names, (0.9, 0.4), strict=True):
+        sim.run(name, "gpu-a", 10)
+        message = AttemptResult(
+            exit="SUCCESS",
+            metrics={"top1_accuracy": 0.85, "log_loss": loss},
+            primary_metric="top1_accuracy",
+            export_uri=f"s3://models/{name}/export/",
+            export_digest=f"sha256:{name}",
+        ).to_termination_message()
+        sim.finish(name, 0, 100, message=message)
+    sim.step(101)
+    assert sim.status.best_trial is not None
+    assert sim.status.best_trial.name == "t1"

@@ -5,10 +5,12 @@ A trial's k-th charged attempt ends its rung k: waived attempts are retries of t
 same rung, never results, so a retried attempt cannot count twice.
 """
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from tailor_contract.metrics import TIEBREAK
 from tailor_operator.core.ledger import DID_THE_WORK as SCORED
 from tailor_operator.core.search.rungs import Ladder
 from tailor_operator.core.status import Billing, TrialState, TrialStatus
@@ -24,6 +26,13 @@ class RungResult:
     value: float | None  # the primary metric; None: diverged, cancelled or unscored
     finished: datetime | None
     gain: float | None  # score over the same trial's previous rung (+ is better)
+    loss: float | None = None  # its log loss: breaks ties of the metric (TIEBREAK)
+
+    def key(self, sign: float) -> tuple[float, float]:
+        """Larger is better: the metric in its direction, then the lower log loss
+        (tailor_contract.metrics.rank_key, for rung results)."""
+        loss = -self.loss if self.loss is not None else -math.inf
+        return sign * (self.value or 0.0), loss
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,10 @@ def standing(trial: TrialStatus, metric: str | None, sign: float) -> Standing:
         value = record.metrics.get(metric) if metric and record.outcome in SCORED else None
         previous = results[-1].value if results else None
         gain = None if value is None or previous is None else sign * (value - previous)
-        results.append(RungResult(trial.name, index, len(results), value, record.finished_at, gain))
+        loss = record.metrics.get(TIEBREAK) if value is not None else None
+        results.append(
+            RungResult(trial.name, index, len(results), value, record.finished_at, gain, loss)
+        )
     return Standing(trial, index, tuple(results))
 
 
@@ -93,7 +105,7 @@ def promotable(
         reached = [s for s in standings if s.rungs_done > rung]
         quota = ladder.promotions_at(len(reached))
         scored = [s for s in reached if s.results[rung].value is not None]
-        ranked = sorted(scored, key=lambda s: (-sign * (s.results[rung].value or 0.0), s.index))
+        ranked = sorted(scored, key=lambda s: (_negated(s.results[rung].key(sign)), s.index))
         for candidate in ranked[:quota]:
             if candidate.rungs_done == rung + 1 and candidate.promotable and not capped(candidate):
                 yield candidate, rung + 1
@@ -104,4 +116,8 @@ def best(standings: Sequence[Standing], sign: float) -> Standing | None:
     finished = [s for s in standings if s.promotable]
     if not finished:
         return None
-    return max(finished, key=lambda s: (sign * (s.last_value or 0.0), -s.index))
+    return max(finished, key=lambda s: (*s.results[-1].key(sign), -s.index))
+
+
+def _negated(key: tuple[float, float]) -> tuple[float, float]:
+    return -key[0], -key[1]
