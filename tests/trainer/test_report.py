@@ -350,7 +350,7 @@ def _run_with_export(tmp_path: Path, data: str, output: str) -> AttemptResult:
 def test_a_run_that_exports_writes_its_report_beside_the_bundle(tmp_path, termination_log):
     _run_with_export(tmp_path, str(tmp_path / "data"), str(tmp_path / "out"))
 
-    export = tmp_path / "out" / "export"
+    export = tmp_path / "out" / "export" / "attempt-1"
     page = export / "report.html"
     assert page.is_file()
     html, cells = _parse(page)
@@ -376,10 +376,12 @@ def test_a_run_that_exports_writes_its_report_beside_the_bundle(tmp_path, termin
 def test_a_run_in_s3_puts_its_report_in_the_bucket(tmp_path, termination_log, s3_storage, bucket):
     output = f"s3://{bucket}/team-a/job/trial-3"
     result = _run_with_export(tmp_path, f"s3://{bucket}/data", output)
-    assert result.export_uri == f"{output}/export"
-    html = s3_storage.read(f"{output}/export/report.html").decode()
+    assert result.export_uri == f"{output}/export/attempt-1"  # each attempt its own folder
+    html = s3_storage.read(f"{output}/export/attempt-1/report.html").decode()
     assert 'id="mistakes"' in html
-    assert s3_storage.read(f"{output}/export/report/reliability.png").startswith(b"\x89PNG")
-    card = json.loads(s3_storage.read(f"{output}/export/model_card.json"))
+    assert s3_storage.read(f"{output}/export/attempt-1/report/reliability.png").startswith(
+        b"\x89PNG"
+    )
+    card = json.loads(s3_storage.read(f"{output}/export/attempt-1/model_card.json"))
     assert card["report"] == "report.html"
     assert not [uri for uri in s3_storage.list(f"{output}/export/") if ".tmp-" in uri]

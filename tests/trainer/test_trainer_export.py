@@ -131,6 +131,28 @@ def test_the_export_command_bundles_the_best_checkpoint(tmp_path, termination_lo
     assert reported.export_digest == card["files"]["model.safetensors"]
 
 
+def test_each_attempt_exports_to_its_own_folder_and_never_overwrites_an_earlier_one(
+    tmp_path, termination_log
+):
+    """A promotion (attempt 2, resuming) exports beside attempt 1: the bundle the operator
+    recorded for attempt 1 stays exactly what its digest says."""
+    output = str(tmp_path / "out")
+    code, first = _train(tmp_path, str(tmp_path / "data"), output, export=True)
+    assert code == ExitCode.SUCCESS, first.reason
+    assert first.export_uri == f"{output}/export/attempt-1"
+    before = (tmp_path / "out" / "export" / "attempt-1" / "model.safetensors").read_bytes()
+    more = {"batch_size": 8, "input_size": 32, "workers": 0, "epochs": 4, "augmentation": 0.0}
+    code, second = _train(
+        tmp_path, str(tmp_path / "data"), output, export=True, attempt=2, hyperparameters=more
+    )
+    assert code == ExitCode.SUCCESS, second.reason
+    assert second.resumed_from_step is not None
+    assert second.export_uri == f"{output}/export/attempt-2"
+    after = (tmp_path / "out" / "export" / "attempt-1" / "model.safetensors").read_bytes()
+    assert after == before
+    assert first.export_digest == "sha256:" + hashlib.sha256(after).hexdigest()
+
+
 def test_exporting_before_any_evaluation_is_a_clear_error(tmp_path, termination_log):
     assert main(["export", "--output", str(tmp_path / "empty")]) == ExitCode.INVALID_CONFIG
     reason = AttemptResult.model_validate_json(termination_log.read_text()).reason
@@ -144,9 +166,9 @@ def test_a_run_in_s3_trains_checkpoints_and_exports(
     output = f"s3://{bucket}/team-a/job/trial-0"
     code, result = _train(tmp_path, f"s3://{bucket}/data", output, export=True)
     assert code == ExitCode.SUCCESS, result.reason
-    assert result.export_uri == f"{output}/export"
+    assert result.export_uri == f"{output}/export/attempt-1"
     weights = s3.client().get_object(
-        Bucket=bucket, Key="team-a/job/trial-0/export/model.safetensors"
+        Bucket=bucket, Key="team-a/job/trial-0/export/attempt-1/model.safetensors"
     )
     assert result.export_digest == "sha256:" + hashlib.sha256(weights["Body"].read()).hexdigest()
     assert result.result_uri == f"{output}/results/attempt-1.json"
@@ -159,7 +181,7 @@ def test_a_run_in_s3_trains_checkpoints_and_exports(
         "model.onnx",
         "model_card.json",
     ):
-        assert f"{prefix}export/{name}" in keys
+        assert f"{prefix}export/attempt-1/{name}" in keys
     assert f"{prefix}checkpoints/last.pt" in keys
     assert not [key for key in keys if ".tmp-" in key]
     document = json.loads(s3_storage.read(f"{output}/results/attempt-1.json"))

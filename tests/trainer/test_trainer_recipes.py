@@ -275,8 +275,8 @@ def test_a_linear_probe_fits_only_the_classifier_and_exports(
     for key, value in _backbone_state(catalogued.weights).items():
         assert torch.equal(best[key], value), key  # the backbone is bit-identical
     assert best["fc.weight"].abs().sum() > 0
-    assert result.export_uri == str(out / "export")
-    card = json.loads((out / "export" / "model_card.json").read_text())
+    assert result.export_uri == str(out / "export" / "attempt-1")
+    card = json.loads((out / "export" / "attempt-1" / "model_card.json").read_text())
     assert card["input"]["mean"] == list(MEAN)
     assert card["metrics"] == result.metrics
 
@@ -364,7 +364,7 @@ def test_the_reported_metrics_are_those_of_the_exported_weights(
     last = document["last_evaluation"]["metrics"]["top1_accuracy"]
     assert last < document["best"]["value"]  # the premise: the last is not the best
     assert result.metrics == document["best"]["metrics"]
-    card = json.loads((tmp_path / "out" / "export" / "model_card.json").read_text())
+    card = json.loads((tmp_path / "out" / "export" / "attempt-1" / "model_card.json").read_text())
     assert card["metrics"] == result.metrics
 
 

@@ -154,6 +154,11 @@ def list_in_card(storage: Storage, target: str, files: dict[str, str]) -> None:
     storage.write(uri, json.dumps(card, indent=2).encode())
 
 
+def attempt_export(output: str, attempt: int) -> str:
+    """Where attempt `attempt` of a trial writes its bundle: its own folder."""
+    return join(output, "export", f"attempt-{attempt}")
+
+
 def export_trial(
     storage: Storage,
     output: str,

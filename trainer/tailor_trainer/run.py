@@ -404,10 +404,15 @@ def run(config: TrialConfig, hp: Hyperparameters, started: float) -> int:
         attempt.save()
         exported = None
         if config.export and world.is_main:
-            from tailor_trainer.exporter import export_trial
+            from tailor_trainer.exporter import attempt_export, export_trial
             from tailor_trainer.report.collect import write_export_report
 
-            exported = export_trial(storage, config.output)
+            # Each attempt its own folder: a bundle once reported is never overwritten, so
+            # the operator's recorded digest always names what is there (a promotion's
+            # export killed half-way cannot mix two rungs' files).
+            exported = export_trial(
+                storage, config.output, destination=attempt_export(config.output, config.attempt)
+            )
             write_export_report(trial, exported.uri, should_stop=lambda: stop.requested)
         reason = attempt.reason(stopped_by)
         return end(ExitCode.SUCCESS, stopped_by, reason, exported=exported)
