@@ -79,7 +79,7 @@ def test_the_spec_accepts_exactly_the_tasks_the_trainer_runs():
 def test_rank_key_orders_by_the_metric_then_the_lower_log_loss():
     from tailor_contract.metrics import rank_key
 
-    def key(metrics):
+    def key(metrics: dict[str, float]) -> tuple[float, float]:
         return rank_key("classification", "top1_accuracy", metrics)
 
     assert key({"top1_accuracy": 0.9, "log_loss": 2.0}) > key({"top1_accuracy": 0.85})
