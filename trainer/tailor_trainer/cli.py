@@ -36,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
         "verify",
     )
     check.add_argument("--evaluation", help="evaluation annotation file URI")
-    check.add_argument("--task", choices=["classification", "multilabel"], default="classification")
+    check.add_argument(
+        "--task", choices=["classification", "multilabel", "detection"], default="classification"
+    )
     check.add_argument("--endpoint", help="S3 endpoint URL (default: $AWS_ENDPOINT_URL)")
     check.add_argument("--budget-gpu-seconds", type=float, help="fail with 67 below the estimate")
     check.add_argument(
