@@ -37,11 +37,13 @@ def _is_number(value: Any) -> bool:
 
 def image_size(item: dict[str, Any]) -> tuple[int, int] | None:
     """The declared (width, height) when both are positive integers."""
-    width, height = item.get("width"), item.get("height")
-    if _is_number(width) and _is_number(height) and width == int(width) and height == int(height):
-        if width > 0 and height > 0:
-            return int(width), int(height)
-    return None
+    width: Any = item.get("width")
+    height: Any = item.get("height")
+    if not (_is_number(width) and _is_number(height)):
+        return None
+    if width != int(width) or height != int(height) or width <= 0 or height <= 0:
+        return None
+    return int(width), int(height)
 
 
 def _raw_box(item: dict[str, Any]) -> list[float] | None:

@@ -9,12 +9,11 @@ padded back to S at a random place) and drops the boxes that left the picture
 (SanitizeBoundingBoxes). Crowd boxes are not trained on.
 """
 
-import io
 import random
 from typing import Any
 
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
@@ -23,18 +22,11 @@ from torchvision.transforms.v2 import functional as F
 
 from tailor_trainer.cache import CachedReader
 from tailor_trainer.coco import ImageEntry
-from tailor_trainer.data import DataConfig
+from tailor_trainer.data import DataConfig, open_upright
 from tailor_trainer.errors import DatasetCorrupt
 from tailor_trainer.storage import ObjectNotFound
 
 Target = dict[str, Tensor]
-
-
-def open_upright(data: bytes) -> Image.Image:
-    """The image as RGB with its EXIF orientation applied (what a person sees)."""
-    with Image.open(io.BytesIO(data)) as image:
-        upright = ImageOps.exif_transpose(image)
-        return upright.convert("RGB")
 
 
 def letterbox_scale(width: int, height: int, side: int) -> float:

@@ -93,7 +93,7 @@ class Detector(nn.Module):
 
     def features(self, images: Tensor) -> dict[str, Tensor]:
         with self.autocast():
-            levels = self.backbone.forward_intermediates(
+            levels = self.backbone.forward_intermediates(  # type: ignore[operator]
                 images, indices=self.indices, intermediates_only=True
             )
             pyramid = self.fpn(OrderedDict((str(i), x) for i, x in enumerate(levels)))
@@ -113,7 +113,13 @@ class Detector(nn.Module):
         if targets is not None:
             per_level = [h * w for h, w in shapes]
             anchors = [points] * images.shape[0]
-            losses = FCOS.compute_loss(self, targets, outputs, anchors, per_level)  # type: ignore[arg-type]
+            losses: dict[str, Tensor] = FCOS.compute_loss(
+                self,  # FCOS's matching reads only .head and .center_sampling_radius
+                targets,
+                outputs,
+                anchors,
+                per_level,
+            )
             return losses["classification"] + losses["bbox_regression"] + losses["bbox_ctrness"]
         return self.decode(outputs, points, images.shape[-1], images.shape[-2])
 
