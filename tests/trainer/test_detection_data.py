@@ -4,12 +4,14 @@ image and annotation), EXIF orientation, and the letterbox pipeline's boxes."""
 import io
 import json
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import torch
 from PIL import Image
 
 from tailor_contract import ExitCode
+from tailor_trainer.cache import CachedReader
 from tailor_trainer.coco import ImageEntry, parse_split
 from tailor_trainer.data import DataConfig, open_upright
 from tailor_trainer.detection.annotations import Box
@@ -20,13 +22,18 @@ from tailor_trainer.validate import ValidateOptions, validate
 from tests.trainer.detection_data import digits_document, write_digits
 
 
-def _parse(document, name="train"):
+def _parse(document: dict[str, Any], name: str = "train") -> tuple[Any, Problems]:
     problems = Problems()
     split = parse_split(name, "/d/train.json", json.dumps(document).encode(), "detection", problems)
     return split, problems
 
 
-def _document(boxes, width=100, height=50, categories=(1,)):
+def _document(
+    boxes: list[tuple[Any, int, dict[str, Any]]],
+    width: int = 100,
+    height: int = 50,
+    categories: tuple[int, ...] = (1,),
+) -> dict[str, Any]:
     return {
         "images": [{"id": 7, "file_name": "a.png", "width": width, "height": height}],
         "annotations": [
@@ -102,7 +109,11 @@ def test_crowd_boxes_are_kept_as_regions_without_a_label():
 
 def _validate(folder: Path, train: dict, evaluation: dict | None = None):
     (folder / "train.json").write_text(json.dumps(train))
-    options = {"annotations": str(folder / "train.json"), "task": "detection", "workers": 2}
+    options: dict[str, Any] = {
+        "annotations": str(folder / "train.json"),
+        "task": "detection",
+        "workers": 2,
+    }
     if evaluation is not None:
         (folder / "eval.json").write_text(json.dumps(evaluation))
         options["evaluation"] = str(folder / "eval.json")
@@ -155,7 +166,9 @@ def test_training_sees_the_image_upright(tmp_path):
     _rotated_png(tmp_path / "r.jpg", 96, 80)
     upright = open_upright((tmp_path / "r.jpg").read_bytes())
     assert upright.size == (96, 80)
-    red = upright.getpixel((90, 5))  # the stored top-left, turned to the top-right
+    red = cast(
+        tuple[int, int, int], upright.getpixel((90, 5))
+    )  # the stored top-left, turned to the top-right
     assert red[0] > 200
     assert red[1] < 80
 
@@ -177,7 +190,9 @@ def test_evaluation_letterboxes_and_boxes_map_back_by_the_scale():
     entry = ImageEntry(
         1, "x", (0,), 200, 100, (Box(5, 0, 20, 10, 50, 40), Box(6, 0, 1, 1, 9, 9, True))
     )
-    image, target = DetectionImages((entry,), _Reader(200, 100), CONFIG, False, 0.0)[0]
+    image, target = DetectionImages(
+        (entry,), cast(CachedReader, _Reader(200, 100)), CONFIG, False, 0.0
+    )[0]
     assert image.shape == (3, 64, 64)
     assert float(target["scale"]) == pytest.approx(64 / 200)
     assert target["boxes"][0].tolist() == pytest.approx([6.4, 3.2, 22.4, 16.0])
@@ -191,7 +206,7 @@ def test_training_augments_boxes_with_the_image_and_drops_crowds():
     entry = ImageEntry(
         1, "x", (0,), 200, 100, (Box(5, 0, 20, 10, 50, 40), Box(6, 0, 150, 50, 40, 40, True))
     )
-    images = DetectionImages((entry,), _Reader(200, 100), CONFIG, True, 1.0)
+    images = DetectionImages((entry,), cast(CachedReader, _Reader(200, 100)), CONFIG, True, 1.0)
     torch.manual_seed(0)
     seen = set()
     for _ in range(20):

@@ -1,5 +1,7 @@
 """Detection metrics: cases computed by hand, and parity with microsoft/vision-evaluation."""
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -125,7 +127,7 @@ def _random_case(seed: int, classes: int = 4, images: int = 12):
     return cases
 
 
-def _vision_evaluation(cases, ious):
+def _vision_evaluation(cases: list[ImageBoxes], ious: Any) -> dict[str, Any]:
     evaluators = pytest.importorskip("vision_evaluation.evaluators")
     evaluator = evaluators.CocoMeanAveragePrecisionEvaluator(ious=list(ious))
     targets = [
@@ -143,7 +145,8 @@ def _vision_evaluation(cases, ious):
         for c in cases
     ]
     evaluator.add_predictions(predictions, targets)
-    return evaluator.get_report()
+    report: dict[str, Any] = evaluator.get_report()
+    return report
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])

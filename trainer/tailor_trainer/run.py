@@ -426,7 +426,10 @@ def run(config: TrialConfig, hp: Hyperparameters, started: float) -> int:
             from tailor_trainer.report.collect import write_export_report
 
             exported = export_trial(storage, config.output)
-            write_export_report(trial, exported.uri, should_stop=lambda: stop.requested)
+            if trial.detection:
+                log.info("no evaluation report for detection yet: the bundle has no report")
+            else:
+                write_export_report(trial, exported.uri, should_stop=lambda: stop.requested)
         reason = attempt.reason(stopped_by)
         return end(ExitCode.SUCCESS, stopped_by, reason, exported=exported)
     except AttemptEnded as error:

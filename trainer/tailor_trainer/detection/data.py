@@ -61,6 +61,18 @@ class Letterbox:
         return image, boxes
 
 
+def prepare(picture: Image.Image, config: DataConfig) -> tuple[Tensor, float]:
+    """The evaluation input of an upright RGB picture: letterboxed, normalised; with the
+    scale that maps the detector's boxes back to the picture's pixels (divide by it)."""
+    image = tv_tensors.Image(F.pil_to_tensor(picture))
+    empty = tv_tensors.BoundingBoxes(
+        torch.zeros(0, 4), format="XYXY", canvas_size=(picture.height, picture.width)
+    )
+    image, _ = Letterbox(config.size)(image, empty)
+    pixels = F.normalize(F.to_dtype(image, torch.float32, scale=True), config.mean, config.std)
+    return pixels.as_subclass(Tensor), letterbox_scale(picture.width, picture.height, config.size)
+
+
 class DetectionImages(Dataset[tuple[Tensor, Target]]):
     def __init__(
         self,

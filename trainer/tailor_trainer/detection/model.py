@@ -91,24 +91,22 @@ class Detector(nn.Module):
         if prune is not None:
             prune(self.indices, prune_norm=False, prune_head=True)
 
-    def features(self, images: Tensor) -> dict[str, Tensor]:
+    def features(self, images: Tensor) -> tuple[dict[str, Tensor], list[tuple[int, int]]]:
+        """The head's outputs (float32) and each pyramid level's (height, width)."""
         with self.autocast():
             levels = self.backbone.forward_intermediates(  # type: ignore[operator]
                 images, indices=self.indices, intermediates_only=True
             )
             pyramid = self.fpn(OrderedDict((str(i), x) for i, x in enumerate(levels)))
             outputs = self.head(list(pyramid.values()))
-        shapes = [tuple(level.shape[-2:]) for level in pyramid.values()]
+        shapes = [(int(level.shape[-2]), int(level.shape[-1])) for level in pyramid.values()]
         # Everything after the convolutions is float32.
-        result = {key: value.float() for key, value in outputs.items()}
-        result["_shapes"] = torch.tensor(shapes)
-        return result
+        return {key: value.float() for key, value in outputs.items()}, shapes
 
     def forward(
         self, images: Tensor, targets: list[dict[str, Tensor]] | None = None
     ) -> Tensor | tuple[Tensor, Tensor]:
-        outputs = self.features(images)
-        shapes = [(int(h), int(w)) for h, w in outputs.pop("_shapes").tolist()]
+        outputs, shapes = self.features(images)
         points = grid_anchors(shapes, images.device)
         if targets is not None:
             per_level = [h * w for h, w in shapes]
@@ -121,7 +119,7 @@ class Detector(nn.Module):
                 per_level,
             )
             return losses["classification"] + losses["bbox_regression"] + losses["bbox_ctrness"]
-        return self.decode(outputs, points, images.shape[-1], images.shape[-2])
+        return self.decode(outputs, points, int(images.shape[-1]), int(images.shape[-2]))
 
     def decode(
         self, outputs: dict[str, Tensor], points: Tensor, width: int, height: int
