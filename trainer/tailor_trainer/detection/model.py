@@ -138,7 +138,9 @@ class Detector(nn.Module):
 
 def grid_anchors(shapes: list[tuple[int, int]], device: torch.device) -> Tensor:
     """torchvision's AnchorGenerator for one square anchor per point of size = stride
-    (FCOS's default), in float32 whatever the autocast: (points, 4) x1y1x2y2."""
+    (FCOS's default), in float32 whatever the autocast: (points, 4) x1y1x2y2. Equal to
+    torchvision's at sides that are multiples of 128; at others torchvision takes a
+    level's stride as side // cells, ours are the levels' true strides."""
     levels = []
     for (height, width), stride in zip(shapes, STRIDES, strict=True):
         half = round(stride / 2)
