@@ -121,3 +121,33 @@ def test_postprocess_suppresses_within_a_class_only_and_keeps_the_best():
     assert kept == [(0, pytest.approx(0.9)), (1, pytest.approx(0.8)), (1, pytest.approx(0.6))]
     (top,) = postprocess(boxes, scores, score_threshold=0.7, max_detections=1)
     assert top["scores"].tolist() == [pytest.approx(0.9)]
+
+
+def test_a_catalogued_backbone_loads_with_its_normalisation_and_digest(tmp_path):
+    import hashlib
+
+    from tailor_contract import PretrainedBackbone
+
+    classifier = timm.create_model("test_resnet", pretrained=False, num_classes=1000)
+    path = tmp_path / "weights.safetensors"
+    save_file({k: v.contiguous() for k, v in classifier.state_dict().items()}, str(path))
+    entry = PretrainedBackbone(
+        name="test-resnet-in1k",
+        architecture="test_resnet",
+        weights=str(path),
+        digest="sha256:" + hashlib.sha256(path.read_bytes()).hexdigest(),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        gmacs=0.01,
+    )
+    config = _config(tmp_path, "").model_copy(update={"pretrained": None, "backbone": entry})
+    detector, data = create_detector(config, Hyperparameters(), Storage(), 3, 10)
+    assert (data.size, data.mean, data.std) == (512, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    assert torch.equal(
+        detector.backbone.state_dict()["conv1.0.weight"], classifier.state_dict()["conv1.0.weight"]
+    )
+    wrong = config.model_copy(
+        update={"backbone": entry.model_copy(update={"digest": "sha256:" + "0" * 64})}
+    )
+    with pytest.raises(ConfigError, match="digest"):
+        create_detector(wrong, Hyperparameters(), Storage(), 3, 10)
