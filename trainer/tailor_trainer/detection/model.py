@@ -32,7 +32,7 @@ STRIDES = (8, 16, 32, 64, 128)  # P3..P7; each point's anchor is a square of its
 SCORE_THRESHOLD = 0.05  # evaluation keeps what COCO's protocol would (FCOS infers at 0.2)
 NMS_IOU = 0.6
 MAX_DETECTIONS = 300
-CANDIDATES = 1000  # best points per level considered for NMS
+CANDIDATES = 1000  # x levels: the best (point, class) pairs considered for NMS
 
 Autocast = Callable[[], AbstractContextManager[object]]
 
