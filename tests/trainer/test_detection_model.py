@@ -151,3 +151,17 @@ def test_a_catalogued_backbone_loads_with_its_normalisation_and_digest(tmp_path)
     )
     with pytest.raises(ConfigError, match="digest"):
         create_detector(wrong, Hyperparameters(), Storage(), 3, 10)
+
+
+def test_channels_last_gives_the_same_detections():
+    # CUDA runs channels-last (the head reshapes its outputs: a view must not scramble them).
+    torch.manual_seed(0)
+    detector = Detector("test_resnet", 3).eval()
+    detector.prune_backbone()
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        boxes, scores = detector(images)
+        detector.to(memory_format=torch.channels_last)
+        last_boxes, last_scores = detector(images.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(boxes, last_boxes, atol=1e-4)
+    assert torch.allclose(scores, last_scores, atol=1e-5)
