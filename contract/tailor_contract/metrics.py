@@ -32,6 +32,16 @@ METRICS: dict[Task, dict[str, Direction]] = {
         **_SHARED,
     },
     "multilabel": {"accuracy": "Maximize", "log_loss": "Minimize", **_SHARED},
+    # COCO box metrics with microsoft/vision-evaluation's settings (up to 300 detections
+    # per image, area "all"): mAP over IoU 0.5:0.95, at 0.5, 0.75 and 0.3 (computed on its
+    # own, so it does not move the 0.5:0.95 mean), and recall with 300 detections.
+    "detection": {
+        "map": "Maximize",
+        "map_50": "Maximize",
+        "map_75": "Maximize",
+        "map_30": "Maximize",
+        "mar_300": "Maximize",
+    },
 }
 # What breaks a tie of the primary metric: on a small evaluation split accuracy moves in
 # steps of 1/n, and two checkpoints or trials often score the same; the one whose
@@ -40,6 +50,7 @@ TIEBREAK = "log_loss"
 PRIMARY_METRIC: dict[Task, str] = {
     "classification": "top1_accuracy",
     "multilabel": "average_precision_macro",
+    "detection": "map",
 }
 # The tasks this trainer can run; the CRD's enum and the operator's checks follow it.
 TRAINABLE_TASKS: tuple[Task, ...] = tuple(METRICS)

@@ -36,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
         "verify",
     )
     check.add_argument("--evaluation", help="evaluation annotation file URI")
-    check.add_argument("--task", choices=["classification", "multilabel"], default="classification")
+    check.add_argument(
+        "--task", choices=["classification", "multilabel", "detection"], default="classification"
+    )
     check.add_argument("--endpoint", help="S3 endpoint URL (default: $AWS_ENDPOINT_URL)")
     check.add_argument("--budget-gpu-seconds", type=float, help="fail with 67 below the estimate")
     check.add_argument(
@@ -56,12 +58,24 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--destination", help="bundle prefix (default: OUTPUT/export)")
     export.add_argument("--endpoint", help="S3 endpoint URL (default: $AWS_ENDPOINT_URL)")
 
-    classify = commands.add_parser("predict", help="classify images with an exported model")
+    classify = commands.add_parser(
+        "predict", help="classify images, or detect objects, with an exported model"
+    )
     classify.add_argument("images", nargs="+", help="image files or URIs")
     classify.add_argument("--model", required=True, help="the export bundle (folder or s3:// URI)")
     classify.add_argument("--backend", choices=["onnx", "torch"], default="onnx")
     classify.add_argument("--top", type=int, default=3, help="classes shown per image")
     classify.add_argument("--json", action="store_true", help="one JSON document per image")
+    classify.add_argument(
+        "--min-confidence", type=float, default=0.5, help="detection: objects kept from here"
+    )
+    classify.add_argument(
+        "--max-objects", type=int, default=100, help="detection: objects per image at most"
+    )
+    classify.add_argument(
+        "--draw",
+        help="detection: write the image with its boxes to this PNG (IMAGE-N.png for several)",
+    )
     classify.add_argument("--endpoint", help="S3 endpoint URL (default: $AWS_ENDPOINT_URL)")
     return parser
 
@@ -155,6 +169,8 @@ def _predict(args: argparse.Namespace) -> int:
 
     storage = Storage(args.endpoint)
     try:
+        if _is_detection(storage, args.model):
+            return _detect(args, storage)
         classifier = load_classifier(storage, args.model, args.backend)
         predictions = predict(classifier, storage, args.images, args.top)
     except ConfigError as error:
@@ -165,6 +181,50 @@ def _predict(args: argparse.Namespace) -> int:
             print(json.dumps(item.to_json()))
     else:
         print(describe(predictions))
+    return int(ExitCode.SUCCESS)
+
+
+def _is_detection(storage: Storage, bundle: str) -> bool:
+    from tailor_trainer.detection.predict import is_detection_bundle
+    from tailor_trainer.storage import ObjectNotFound, join
+
+    try:
+        text = storage.read(join(bundle, "config.json")).decode()
+    except ObjectNotFound:
+        return False  # load_classifier names what is missing
+    return is_detection_bundle(text)
+
+
+def _detect(args: argparse.Namespace, storage: Storage) -> int:
+    from pathlib import Path
+
+    from tailor_trainer.detection.predict import (
+        describe,
+        detect_objects,
+        draw,
+        load_detection_model,
+    )
+    from tailor_trainer.predict import open_image
+    from tailor_trainer.storage import join
+
+    model = load_detection_model(
+        storage.read(join(args.model, "config.json")).decode(),
+        lambda name: storage.read(join(args.model, name)),
+        args.model,
+        args.backend,
+    )
+    pictures = [(uri, open_image(storage, uri)) for uri in args.images]
+    found = detect_objects(model, pictures, args.min_confidence, args.max_objects)
+    if args.draw:
+        target = Path(args.draw)
+        for number, ((_, picture), item) in enumerate(zip(pictures, found, strict=True)):
+            path = target if len(found) == 1 else target.with_name(f"{target.stem}-{number}.png")
+            draw(picture, item, path)
+    if args.json:
+        for item in found:
+            print(json.dumps(item.to_json()))
+    else:
+        print(describe(found))
     return int(ExitCode.SUCCESS)
 
 

@@ -10,10 +10,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from tailor_trainer.detection.annotations import Box, image_size, parse_box, relative_units
 from tailor_trainer.problems import Problems
 from tailor_trainer.storage import resolve
 
-ClassTask = Literal["classification", "multilabel"]
+ClassTask = Literal["classification", "multilabel", "detection"]
 _SECTIONS = ("images", "annotations", "categories")
 
 
@@ -28,6 +29,10 @@ class ImageEntry:
     id: int
     uri: str
     labels: tuple[int, ...]  # class indices (positions in the training categories)
+    # Detection only: the declared size and the boxes (crowd boxes add no label).
+    width: int = 0
+    height: int = 0
+    boxes: tuple[Box, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,15 @@ def parse_categories(raw: list[Any], where: str, problems: Problems) -> tuple[Ca
     return tuple(sorted(unique.values(), key=lambda c: c.id))
 
 
-def _parse_images(raw: list[Any], uri: str, where: str, problems: Problems) -> dict[int, str]:
+def _parse_images(
+    raw: list[Any],
+    uri: str,
+    where: str,
+    problems: Problems,
+    sizes: dict[int, tuple[int, int]] | None,
+) -> dict[int, str]:
+    """Image id -> URI; with `sizes` given (detection), the declared sizes go there and
+    an image without a usable width and height is a problem."""
     images: dict[int, str] = {}
     ids: list[int] = []
     for position, item in enumerate(raw):
@@ -81,6 +94,16 @@ def _parse_images(raw: list[Any], uri: str, where: str, problems: Problems) -> d
         if not isinstance(name, str) or not name:
             problems.error("missing_field", f"{where}: image {item['id']} has no 'file_name'")
             continue
+        if sizes is not None:
+            size = image_size(item)
+            if size is None:
+                problems.error(
+                    "missing_field",
+                    f"{where}: image {item['id']} needs positive integer 'width' and 'height' "
+                    f"(detection boxes are checked against them)",
+                )
+                continue
+            sizes.setdefault(item["id"], size)
         ids.append(item["id"])
         images.setdefault(item["id"], resolve(uri, name))
     for value, n in _duplicates(ids).items():
@@ -94,9 +117,13 @@ def _parse_annotations(
     images: dict[int, str],
     class_of: dict[int, int],
     problems: Problems,
+    sizes: dict[int, tuple[int, int]] | None = None,
+    boxes: dict[int, list[Box]] | None = None,
 ) -> dict[int, set[int]]:
+    """Image id -> class indices; for detection (`sizes` given) the boxes go to `boxes`."""
     labels: dict[int, set[int]] = {}
     ids: list[int] = []
+    relative = sizes is not None and relative_units([i for i in raw if isinstance(i, dict)])
     for position, item in enumerate(raw):
         fields = ("id", "image_id", "category_id")
         if not isinstance(item, dict) or not all(_is_int(item.get(f)) for f in fields):
@@ -117,6 +144,14 @@ def _parse_annotations(
                 f"{where}: annotation {item['id']} points at unknown category "
                 f"{item['category_id']}",
             )
+        elif sizes is not None and boxes is not None:
+            label = class_of[item["category_id"]]
+            size = sizes[item["image_id"]]
+            box = parse_box(item, label, size, relative, where, problems)
+            if box is not None:
+                boxes.setdefault(item["image_id"], []).append(box)
+                if not box.crowd:
+                    labels.setdefault(item["image_id"], set()).add(label)
         else:
             labels.setdefault(item["image_id"], set()).add(class_of[item["category_id"]])
     for value, n in _duplicates(ids).items():
@@ -168,10 +203,22 @@ def parse_split(
     else:
         _compare_categories(categories, classes, where, problems)
     class_of = {category.id: index for index, category in enumerate(classes)}
-    images = _parse_images(sections["images"], uri, where, problems)
-    labels = _parse_annotations(sections["annotations"], where, images, class_of, problems)
+    detection = task == "detection"
+    sizes: dict[int, tuple[int, int]] | None = {} if detection else None
+    boxes: dict[int, list[Box]] = {}
+    images = _parse_images(sections["images"], uri, where, problems, sizes)
+    labels = _parse_annotations(
+        sections["annotations"], where, images, class_of, problems, sizes, boxes
+    )
     entries: list[ImageEntry] = []
     for image_id, image_uri in images.items():
+        if sizes is not None:
+            # Images without boxes are negatives: they teach the detector the background.
+            found = tuple(sorted(labels.get(image_id, ())))
+            width, height = sizes[image_id]
+            owned = tuple(boxes.get(image_id, ()))
+            entries.append(ImageEntry(image_id, image_uri, found, width, height, owned))
+            continue
         found = tuple(sorted(labels.get(image_id, ())))
         if task == "classification" and len(found) > 1:
             names = ", ".join(classes[i].name for i in found)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from timm.data.transforms_factory import create_transform as timm_create_transform
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -58,6 +58,13 @@ def create_transform(config: DataConfig, training: bool, strength: float) -> Tra
     return transform
 
 
+def open_upright(data: bytes) -> Image.Image:
+    """The image as RGB with its EXIF orientation applied (what a person sees, and what
+    validation measured)."""
+    with Image.open(io.BytesIO(data)) as image:
+        return ImageOps.exif_transpose(image).convert("RGB")
+
+
 class CocoImages(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __init__(
         self,
@@ -91,8 +98,7 @@ class CocoImages(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         except ObjectNotFound as error:
             raise DatasetCorrupt(f"image {entry.id} is missing: {error}") from error
         try:
-            with Image.open(io.BytesIO(data)) as image:
-                rgb = image.convert("RGB")
+            rgb = open_upright(data)
         except Exception as error:  # any PIL failure means the same thing: a bad image
             raise DatasetCorrupt(
                 f"image {entry.id} ({entry.uri}) fails to decode: {error}"
@@ -168,15 +174,19 @@ def loader_workers(requested: int, cpus: float, batches: int) -> int:
 
 
 def create_loader(
-    dataset: CocoImages,
+    dataset: Dataset[Any],
     *,
     batch_sampler: EpochBatchSampler | None = None,
     batch_size: int = 64,
     workers: int,
     pin_memory: bool,
-) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
-    """Training loaders take a batch sampler; evaluation loaders go through in order."""
+    collate: Callable[[list[Any]], Any] | None = None,
+) -> DataLoader[Any]:
+    """Training loaders take a batch sampler; evaluation loaders go through in order.
+    `collate`: how samples make a batch (detection targets stay a list of dicts)."""
     extra: dict[str, Any] = {"prefetch_factor": 4, "persistent_workers": False} if workers else {}
+    if collate is not None:
+        extra["collate_fn"] = collate
     # A generator of its own: making an iterator draws worker seeds from it, and must not
     # move the global RNG, or a resumed attempt would not replay the interrupted one.
     extra["generator"] = torch.Generator().manual_seed(0)

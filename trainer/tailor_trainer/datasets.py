@@ -45,8 +45,10 @@ def check_classes(
     evaluation: CocoSplit | None,
     min_images: int,
     problems: Problems,
+    task: ClassTask = "classification",
 ) -> None:
-    """Classes with too few images, empty splits, classes the evaluation never shows."""
+    """Classes with too few images, empty splits, classes the evaluation never shows.
+    Detection keeps images without boxes (negatives): a split needs at least one box."""
     counts = class_counts(train.images)
     for index, category in enumerate(train.categories):
         if counts[index] < min_images:
@@ -55,12 +57,13 @@ def check_classes(
                 f"class {category.name!r} (id {category.id}) has {counts[index]} training "
                 f"image(s); at least {min_images} needed",
             )
-    if not train.images:
+    if not any(entry.labels for entry in train.images):
         problems.error("empty_split", f"train {train.uri}: no labelled image")
     if evaluation is None:
         return
-    if not evaluation.images:
-        problems.error("empty_split", f"evaluation {evaluation.uri}: no labelled image")
+    if not any(entry.labels for entry in evaluation.images):
+        what = "box to score a detector on" if task == "detection" else "labelled image"
+        problems.error("empty_split", f"evaluation {evaluation.uri}: no {what}")
         return
     seen = class_counts(evaluation.images)
     for index, category in enumerate(train.categories):
@@ -91,7 +94,7 @@ def parse_dataset(
             "evaluation", evaluation_uri, evaluation_bytes, task, problems, classes
         )
     if train is not None:
-        check_classes(train, evaluation, min_images, problems)
+        check_classes(train, evaluation, min_images, problems, task)
     return train, evaluation
 
 

@@ -12,6 +12,9 @@ EXPLODED = 20
 def chance_loss(task: str, class_frequencies: np.ndarray, label_smoothing: float) -> float | None:
     """The loss of a model that learned nothing but the label frequencies; None: trivial."""
     classes = len(class_frequencies)
+    if task == "detection":
+        # FCOS's three losses have no chance level; NaN/inf still ends the run.
+        return None
     if task == "classification":
         return math.log(classes) if classes > 1 else None
     # Multilabel: binary cross-entropy of the smoothed class frequencies, averaged.

@@ -103,11 +103,39 @@ def write_bundle(
     difference = onnx_max_difference(model, folder / "model.onnx", samples)
     if difference > ONNX_TOLERANCE:
         raise ExportError(f"ONNX logits differ from PyTorch's by {difference:.3g}")
+    check = {"samples": len(samples), "max_abs_difference": difference}
+    return write_card(meta, folder, FILES, check)
+
+
+def write_detection(
+    weights: dict[str, torch.Tensor], meta: dict[str, Any], folder: Path, samples: torch.Tensor
+) -> dict[str, Any]:
+    """The detection bundle (tailor_trainer.detection.export) and its card."""
+    from tailor_trainer.detection.export import FILES as DETECTION_FILES
+    from tailor_trainer.detection.export import (
+        DetectionExportError,
+        load_detector,
+        write_detection_bundle,
+    )
+
+    model = load_detector(meta["model"], len(meta["classes"]), weights)
+    try:
+        _, check = write_detection_bundle(model, meta, folder, samples)
+    except DetectionExportError as error:
+        raise ExportError(str(error)) from error
+    card = write_card(meta, folder, DETECTION_FILES, {"samples": len(samples), **check})
+    return card
+
+
+def write_card(
+    meta: dict[str, Any], folder: Path, files: tuple[str, ...], check: dict[str, Any]
+) -> dict[str, Any]:
+    """model_card.json, last: a bundle with a card is complete."""
     card = {
         "model": meta["model"],
         "task": meta["task"],
         "classes": meta["classes"],
-        "input": data,
+        "input": meta["data_config"],
         "metrics": meta["metrics"],
         "primary_metric": meta["primary_metric"],
         "step": meta["step"],
@@ -119,9 +147,10 @@ def write_bundle(
         "gpu_seconds": meta["gpu_seconds"],
         "trial": meta["trial"],
         "hyperparameters": meta["hyperparameters"],
-        "onnx_check": {"samples": len(samples), "max_abs_difference": difference},
+        **({"per_class_ap": meta["per_class_ap"]} if "per_class_ap" in meta else {}),
+        "onnx_check": check,
         "versions": _versions(),
-        "files": {name: _sha256(folder / name) for name in FILES},
+        "files": {name: _sha256(folder / name) for name in files},
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     (folder / "model_card.json").write_text(json.dumps(card, indent=2))
@@ -174,15 +203,18 @@ def export_trial(
 
         weights = load_safetensors(storage.read(checkpoint_uri))
     size = int(meta["input_size"])
-    model = create_model(meta["model"], len(meta["classes"]), input_size=size)
-    model.load_state_dict(weights)
     generator = torch.Generator().manual_seed(0)
     inputs = torch.randn(samples, 3, size, size, generator=generator)
     target = destination or join(output, "export")
     with tempfile.TemporaryDirectory(prefix="tailor-export-") as scratch:
         folder = Path(scratch)
-        card = write_bundle(model, meta, folder, inputs)
-        for name in (*FILES, "model_card.json"):
+        if meta.get("task") == "detection":
+            card = write_detection(weights, meta, folder, inputs)
+        else:
+            model = create_model(meta["model"], len(meta["classes"]), input_size=size)
+            model.load_state_dict(weights)
+            card = write_bundle(model, meta, folder, inputs)
+        for name in (*card["files"], "model_card.json"):
             storage.write(join(target, name), (folder / name).read_bytes())
     stored = json.loads(storage.read(join(target, "model_card.json")))
     digest = stored.get("files", {}).get(WEIGHTS)

@@ -24,6 +24,7 @@ class ImageStats:
     pixel_sum: np.ndarray = field(default_factory=lambda: np.zeros(3))
     pixel_square_sum: np.ndarray = field(default_factory=lambda: np.zeros(3))
     pixel_count: int = 0
+    sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # URI -> (w, h), upright
 
     def add(self, width: int, height: int, pixels: np.ndarray) -> None:
         self.decoded += 1
@@ -50,10 +51,23 @@ class ImageStats:
         return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in np.sqrt(variance)]
 
 
+# EXIF orientations that turn the image a quarter: width and height swap when applied.
+_QUARTER_TURNS = (5, 6, 7, 8)
+
+
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) once the EXIF orientation is applied, as the trainer sees it."""
+    width, height = image.size
+    if image.getexif().get(0x0112) in _QUARTER_TURNS:
+        return height, width
+    return width, height
+
+
 def decode(data: bytes) -> tuple[int, int, np.ndarray]:
-    """(width, height, RGB thumbnail); raises whatever PIL raises for a bad image."""
+    """(width, height, RGB thumbnail), the size with the EXIF orientation applied;
+    raises whatever PIL raises for a bad image."""
     with Image.open(io.BytesIO(data)) as image:
-        width, height = image.size
+        width, height = upright_size(image)
         # JPEG can decode at a reduced scale; the whole entropy stream is still read,
         # so truncation and corruption are still found.
         image.draft("RGB", (_STATS_SIDE * 2, _STATS_SIDE * 2))
@@ -91,4 +105,5 @@ def check_images(
             else:
                 assert not isinstance(value, str)
                 stats.add(*value)
+                stats.sizes[uri] = (value[0], value[1])
     return stats

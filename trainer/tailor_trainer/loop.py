@@ -14,6 +14,8 @@ from tailor_contract import Hyperparameters
 from tailor_trainer.distributed import World
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# Detection targets: one dict of tensors per image (boxes, labels, ...).
+Targets = torch.Tensor | list[dict[str, torch.Tensor]]
 Autocast = Callable[[], AbstractContextManager[object]]
 
 
@@ -74,14 +76,16 @@ def hold_norm_statistics(model: torch.nn.Module) -> None:
 
 class StepRunner:
     """Forward, loss, backward, clip, optimizer and scheduler step. Returns the loss on
-    the device, unsynchronised: reading it every step would stall a GPU."""
+    the device, unsynchronised: reading it every step would stall a GPU. With no `loss`
+    the model computes its own from (images, targets) and autocasts what it should
+    (the detector: its convolutions only)."""
 
     def __init__(
         self,
         model: torch.nn.Module,
         optimizer: torch.optim.Optimizer,
         scheduler: LRScheduler,
-        loss: Loss,
+        loss: Loss | None,
         device: torch.device,
         autocast: Autocast,
         channels_last: bool,
@@ -96,13 +100,22 @@ class StepRunner:
         self.channels_last = channels_last
         self.grad_clip = grad_clip
 
-    def __call__(self, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, targets: Targets) -> torch.Tensor:
         images = images.to(self.device, non_blocking=True)
-        targets = targets.to(self.device, non_blocking=True)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        with self.autocast():
-            loss = self.loss(self.model(images), targets)
+        if self.loss is None:
+            assert isinstance(targets, list)
+            moved = [
+                {key: value.to(self.device, non_blocking=True) for key, value in item.items()}
+                for item in targets
+            ]
+            loss: torch.Tensor = self.model(images, moved)
+        else:
+            assert isinstance(targets, torch.Tensor)
+            targets = targets.to(self.device, non_blocking=True)
+            with self.autocast():
+                loss = self.loss(self.model(images), targets)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()  # type: ignore[no-untyped-call]
         if self.grad_clip:

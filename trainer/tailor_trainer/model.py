@@ -67,13 +67,14 @@ def in_classifier(name: str, heads: tuple[str, ...]) -> bool:
 
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> bool:
     """Strict loading, except a classifier: one of another shape (or none at all) is left
-    as initialised. Returns whether the classifier was left initialised."""
+    as initialised, and one the model does not have (a detection backbone, built with
+    no classifier) is ignored. Returns whether the classifier was left initialised."""
     own = model.state_dict()
     heads = classifier_keys(model)
     dropped = [
         key
         for key, value in state.items()
-        if key in own and own[key].shape != value.shape and in_classifier(key, heads)
+        if in_classifier(key, heads) and (key not in own or own[key].shape != value.shape)
     ]
     state = {key: value for key, value in state.items() if key not in dropped}
     try:

@@ -6,7 +6,6 @@ prepared with the evaluation transform the trainer scored the model with; the
 ONNX model runs on onnxruntime (the default), the safetensors weights on PyTorch.
 """
 
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tailor_trainer.data import DataConfig, Transform, create_transform
+from tailor_trainer.data import DataConfig, Transform, create_transform, open_upright
 from tailor_trainer.errors import ConfigError
 from tailor_trainer.model import create_model
 from tailor_trainer.storage import ObjectNotFound, Storage, join
@@ -137,8 +136,7 @@ def open_image(storage: Storage, uri: str) -> Image.Image:
     except ObjectNotFound as error:
         raise ConfigError(f"no image at {uri}: {error}") from error
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            return image.convert("RGB")
+        return open_upright(data)
     except Exception as error:  # any PIL failure means the same: not an image
         raise ConfigError(f"{uri} is not a readable image: {error}") from error
 

@@ -17,6 +17,9 @@ KINDS: dict[str, str] = {
     "undecodable_image": "images that fail to decode",
     "too_few_images": "classes with too few images",
     "empty_split": "empty splits",
+    "bad_box": "detection boxes that are not four finite numbers with a positive size",
+    "box_outside_image": "detection boxes more than a pixel outside their image",
+    "image_size_mismatch": "images whose declared width and height are not the image's",
     # Warnings: reported, never fatal.
     "unlabeled_image": "images without a category (left out)",
     "class_missing_from_evaluation": "classes absent from the evaluation split",

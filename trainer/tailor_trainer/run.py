@@ -11,9 +11,10 @@ from tailor_contract.metrics import rank_key
 from tailor_trainer import checkpoint, ownership
 from tailor_trainer.allowance import Allowance, Reserve, export_estimate
 from tailor_trainer.config import hyperparameters_of, load_trial_config, metrics_port_of
+from tailor_trainer.detection.metrics import detection_metrics
 from tailor_trainer.distributed import any_rank, barrier, init_world, shutdown
 from tailor_trainer.errors import AttemptEnded, Diverged, Interrupted
-from tailor_trainer.evaluate import predict, score
+from tailor_trainer.evaluate import detect, predict, score
 from tailor_trainer.gpu_product import factor_of_this_gpu
 from tailor_trainer.launch import launch, processes_wanted
 from tailor_trainer.loop import hold_norm_statistics
@@ -77,7 +78,28 @@ class Attempt:
     def evaluate(self) -> None:
         trial, books = self.trial, self.trial.books
         started = time.monotonic()
-        if trial.world.is_main and trial.eval_loader is not None:
+        if trial.world.is_main and trial.eval_loader is not None and trial.detection:
+            single = not trial.world.distributed
+            found = detect(
+                trial.plain,
+                trial.eval_loader,
+                trial.dataset.evaluation,
+                trial.world.device,
+                trial.runner.channels_last,
+                should_stop=lambda: single and self.stop.requested,
+            )
+            if found is None:
+                uri = self.save()
+                raise Interrupted(
+                    f"stopped by {self.stop.signal_name} during evaluation at step "
+                    f"{books.step}; checkpoint {uri}"
+                )
+            scored = detection_metrics(found, len(trial.dataset.classes))
+            books.metrics, books.confusion_matrix = scored.metrics, []
+            books.per_class_ap = scored.per_class_ap
+            self.progress.evaluated(books.step, books.metrics)
+            self._keep_if_best()
+        elif trial.world.is_main and trial.eval_loader is not None:
             # One process can drop an evaluation for a signal; ranks must stay in step.
             single = not trial.world.distributed
             probabilities, targets = predict(
@@ -261,6 +283,7 @@ class Attempt:
             "input_size": trial.data_config.size,
             "data_config": vars(trial.data_config),
             "metrics": books.metrics,
+            **({"per_class_ap": books.per_class_ap} if trial.detection else {}),
             "step": books.step,
             "primary_metric": trial.primary_metric,
             "dataset_digest": trial.dataset.digest,
@@ -413,7 +436,10 @@ def run(config: TrialConfig, hp: Hyperparameters, started: float) -> int:
             exported = export_trial(
                 storage, config.output, destination=attempt_export(config.output, config.attempt)
             )
-            write_export_report(trial, exported.uri, should_stop=lambda: stop.requested)
+            if trial.detection:
+                log.info("no evaluation report for detection yet: the bundle has no report")
+            else:
+                write_export_report(trial, exported.uri, should_stop=lambda: stop.requested)
         reason = attempt.reason(stopped_by)
         return end(ExitCode.SUCCESS, stopped_by, reason, exported=exported)
     except AttemptEnded as error:

@@ -29,6 +29,10 @@ from tailor_trainer.data import (
     usable_cpus,
 )
 from tailor_trainer.datasets import LabelledDataset, class_counts, load_dataset
+from tailor_trainer.detection.data import DetectionImages
+from tailor_trainer.detection.data import collate as collate_detections
+from tailor_trainer.detection.factory import create_detector
+from tailor_trainer.detection.model import Detector
 from tailor_trainer.distributed import World
 from tailor_trainer.divergence import DivergenceMonitor, chance_loss
 from tailor_trainer.errors import ConfigError
@@ -65,6 +69,7 @@ class Books:
     metrics: dict[str, float] = field(default_factory=dict)  # the last evaluation's
     best_metrics: dict[str, float] = field(default_factory=dict)  # the exported weights'
     confusion_matrix: list[list[int]] = field(default_factory=list)
+    per_class_ap: list[float | None] = field(default_factory=list)  # detection, by class
     evaluated_at: int = -1
     resumed_from: int | None = None
     # The linear probe, when the recipe has one: L-BFGS iterations, training images used.
@@ -108,6 +113,10 @@ class Trial:
     @property
     def multilabel(self) -> bool:
         return self.dataset.task == "multilabel"
+
+    @property
+    def detection(self) -> bool:
+        return self.dataset.task == "detection"
 
     @property
     def global_batch(self) -> int:
@@ -158,8 +167,8 @@ def _probe_order(entries: tuple[ImageEntry, ...], seed: int) -> tuple[ImageEntry
 
 def build_trial(config: TrialConfig, hp: Hyperparameters, world: World, storage: Storage) -> Trial:
     task = config.task
-    if task == "detection":
-        raise ConfigError("task 'detection' is not supported by this trainer yet")
+    if task == "detection" and hp.recipe != "train":
+        raise ConfigError(f"recipe {hp.recipe!r} is for classification; detection trains")
     check_backbone_config(config)
     dataset = load_dataset(
         storage,
@@ -171,15 +180,20 @@ def build_trial(config: TrialConfig, hp: Hyperparameters, world: World, storage:
     )
     classes = len(dataset.classes)
     backbone = config.backbone
-    side = hp.input_size or (backbone.input_size if backbone else None)
-    plain = create_model(config.model, classes, input_size=side, drop_path=hp.drop_path)
-    if backbone is not None:
-        load_backbone(plain, storage, backbone)
-        data_config = backbone_data_config(plain, backbone, hp)
+    detector: Detector | None = None
+    if task == "detection":
+        detector, data_config = create_detector(config, hp, storage, classes, len(dataset.train))
+        plain: torch.nn.Module = detector
     else:
-        if config.pretrained:
-            load_weights(plain, storage, config.pretrained)
-        data_config = data_config_of(plain, hp.input_size)
+        side = hp.input_size or (backbone.input_size if backbone else None)
+        plain = create_model(config.model, classes, input_size=side, drop_path=hp.drop_path)
+        if backbone is not None:
+            load_backbone(plain, storage, backbone)
+            data_config = backbone_data_config(plain, backbone, hp)
+        else:
+            if config.pretrained:
+                load_weights(plain, storage, config.pretrained)
+            data_config = data_config_of(plain, hp.input_size)
     probing = hp.recipe != "train"
     if probing:
         probe_classifier(plain)
@@ -188,30 +202,32 @@ def build_trial(config: TrialConfig, hp: Hyperparameters, world: World, storage:
     multilabel = task == "multilabel"
     reader = CachedReader(storage, default_cache_dir())
     pin = world.device.type == "cuda"
-    train_set = CocoImages(
-        dataset.train,
-        reader,
-        create_transform(data_config, True, hp.augmentation),
-        classes,
-        multilabel,
-    )
+
+    def images(entries: tuple[ImageEntry, ...], training: bool) -> CocoImages | DetectionImages:
+        strength = hp.augmentation if training else 0.0
+        if detector is not None:
+            return DetectionImages(entries, reader, data_config, training, strength)
+        transform = create_transform(data_config, training, strength)
+        return CocoImages(entries, reader, transform, classes, multilabel)
+
+    collate = collate_detections if detector is not None else None
+    train_set = images(dataset.train, True)
     sampler = EpochBatchSampler(len(train_set), hp.batch_size, config.seed, world.rank, world.size)
     cpus = usable_cpus() / world.size  # the processes of one pod share its CPUs
     workers = loader_workers(hp.workers, cpus, steps_per_epoch(sampler))
     if workers != hp.workers:
         log.info("%d data loader workers, not %d: %.1f CPUs per process", workers, hp.workers, cpus)
-    train_loader = create_loader(train_set, batch_sampler=sampler, workers=workers, pin_memory=pin)
+    train_loader = create_loader(
+        train_set, batch_sampler=sampler, workers=workers, pin_memory=pin, collate=collate
+    )
     eval_loader = None
     if world.is_main:
-        eval_set = CocoImages(
-            dataset.evaluation,
-            reader,
-            create_transform(data_config, False, 0.0),
-            classes,
-            multilabel,
-        )
         eval_loader = create_loader(
-            eval_set, batch_size=hp.batch_size * 2, workers=workers, pin_memory=pin
+            images(dataset.evaluation, False),
+            batch_size=hp.batch_size * 2,
+            workers=workers,
+            pin_memory=pin,
+            collate=collate,
         )
     probe_loader = None
     if probing:
@@ -232,11 +248,13 @@ def build_trial(config: TrialConfig, hp: Hyperparameters, world: World, storage:
     steps = total_steps(hp.epochs, hp.max_steps, per_epoch)
     scheduler = create_scheduler(optimizer, hp, steps)
     autocast = create_autocast(world.device, hp)
+    if detector is not None:
+        detector.autocast = autocast  # its convolutions only; boxes and losses in fp32
     runner = StepRunner(
         model,
         optimizer,
         scheduler,
-        create_loss(multilabel, hp.label_smoothing),
+        None if detector is not None else create_loss(multilabel, hp.label_smoothing),
         world.device,
         autocast,
         uses_channels_last(world.device, hp),

@@ -90,6 +90,21 @@ def majority_fraction(
     return round(max(counts.values()) / len(entries), 6)
 
 
+def check_declared_sizes(
+    entries: tuple[ImageEntry, ...], sizes: dict[str, tuple[int, int]], problems: Problems
+) -> None:
+    """Detection boxes are in the declared size's pixels: it must be the image's own
+    (with its EXIF orientation applied, as training sees it)."""
+    for entry in entries:
+        found = sizes.get(entry.uri)
+        if found is not None and found != (entry.width, entry.height):
+            problems.error(
+                "image_size_mismatch",
+                f"image {entry.id} ({entry.uri}) is declared {entry.width}x{entry.height} "
+                f"but is {found[0]}x{found[1]} (EXIF orientation applied)",
+            )
+
+
 def verify_catalog(
     storage: Storage, catalog: tuple[PretrainedBackbone, ...]
 ) -> tuple[list[str], dict[str, str]]:
@@ -181,6 +196,8 @@ def _validate_dataset(storage: Storage, options: ValidateOptions) -> ValidationR
     if train is not None:
         entries = train.images + (evaluation.images if evaluation else ())
         stats = check_images(storage, (e.uri for e in entries), problems, options.workers)
+        if options.task == "detection":
+            check_declared_sizes(entries, stats.sizes, problems)
         counts = class_counts(train.images)
         pixels = stats.pixel_mean_std()
         facts = DatasetFacts(

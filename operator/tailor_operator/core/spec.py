@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 # The tasks this trainer can run (tailor_contract.metrics.TRAINABLE_TASKS): the CRD refuses others.
-Task = Literal["classification", "multilabel"]
+Task = Literal["classification", "multilabel", "detection"]
 Scalar = float | int | str | bool
 
 SECONDS_PER_HOUR = 3600

@@ -101,8 +101,6 @@ INVALID = [
         "spec.search.trials[0].pretrained",
     ),
     ("goal-sideways", with_("search", {"goal": "Sideways"}), "spec.search.goal"),
-    # The trainer cannot run detection yet: the API server refuses what would only fail.
-    ("task-detection", with_("task", "detection"), "spec.task"),
 ]
 
 

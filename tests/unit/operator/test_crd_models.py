@@ -102,7 +102,7 @@ def test_the_comparison_finds_a_drift() -> None:
     )
     schema, defs = schema_of(TrainingJobSpec)
     assert compare(schema, drifted, defs, "spec") == [
-        "spec.task: enum ['classification', 'multilabel'] vs ['classification']"
+        "spec.task: enum ['classification', 'detection', 'multilabel'] vs ['classification']"
     ]
 
 

@@ -1,0 +1,133 @@
+"""The detection export bundle: the detector's dense core (images in, every point's boxes
+and class scores out, no NMS) as safetensors, TorchScript and ONNX, with one
+config.json that predict reads; NMS is `model.postprocess`, shared by evaluation and
+both predict backends.
+
+The ONNX check: on sample inputs, ONNX's raw outputs within 1e-4 (scores) and 1e-2 px
+(boxes) of PyTorch's, and ONNX's detections, scored against PyTorch's as ground truth,
+at mAP >= 0.99. The input side is fixed (the points depend on it); the batch is dynamic.
+"""
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from tailor_trainer.detection.metrics import ImageBoxes, detection_metrics
+from tailor_trainer.detection.model import Detector, postprocess
+
+SCORE_TOLERANCE = 1e-4
+BOX_TOLERANCE = 1e-2  # pixels
+MIN_MAP = 0.99
+FILES = ("model.safetensors", "config.json", "model.torchscript.pt", "model.onnx")
+OUTPUTS = ["boxes", "scores"]
+
+
+class DetectionExportError(Exception):
+    """The exported detector does not reproduce the PyTorch one."""
+
+
+def load_detector(architecture: str, classes: int, weights: dict[str, torch.Tensor]) -> Detector:
+    """The detector as trained (backbone pruned the same way), with its weights."""
+    detector = Detector(architecture, classes)
+    detector.prune_backbone()
+    detector.load_state_dict(weights)
+    return detector.eval()
+
+
+def bundle_config(meta: dict[str, Any]) -> dict[str, Any]:
+    data = meta["data_config"]
+    return {
+        "task": "detection",
+        "architecture": meta["model"],
+        "label_names": list(meta["classes"]),
+        "input": {"size": data["size"], "mean": data["mean"], "std": data["std"]},
+        "outputs": {
+            "boxes": "(N, P, 4) x1, y1, x2, y2 in input pixels (letterboxed: divide by the "
+            "scale side / max(width, height) for the image's pixels)",
+            "scores": "(N, P, classes) sqrt(sigmoid(class) * sigmoid(centerness))",
+        },
+        "postprocess": {"nms_iou": 0.6, "max_detections": 300, "per_class": True},
+    }
+
+
+def _onnx(model: Detector, sample: torch.Tensor, path: Path) -> None:
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.onnx.export(
+        model,
+        (sample,),
+        dynamo=True,
+        input_names=["input"],
+        output_names=OUTPUTS,
+        dynamic_shapes=({0: batch},),
+        verbose=False,
+    )
+    if program is None:
+        raise DetectionExportError("torch.onnx.export returned no program")
+    program.save(str(path))
+
+
+def _trace(model: Detector, sample: torch.Tensor, path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript is deprecated upstream, still served
+        traced = torch.jit.trace(model, sample)  # type: ignore[no-untyped-call]
+        torch.jit.save(traced, str(path))
+
+
+def _as_truth(found: dict[str, torch.Tensor], other: dict[str, torch.Tensor]) -> ImageBoxes:
+    return ImageBoxes(
+        true_boxes=found["boxes"].double().numpy(),
+        true_labels=found["labels"].numpy(),
+        boxes=other["boxes"].double().numpy(),
+        scores=other["scores"].double().numpy(),
+        labels=other["labels"].numpy(),
+    )
+
+
+def onnx_check(model: Detector, path: Path, samples: torch.Tensor) -> dict[str, float]:
+    """Raw differences and the mAP of ONNX's detections against PyTorch's; raises
+    DetectionExportError past the tolerances."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    boxes, scores = session.run(OUTPUTS, {"input": samples.numpy()})
+    with torch.no_grad():
+        expected_boxes, expected_scores = model(samples)
+    check = {
+        "max_score_difference": float(np.max(np.abs(scores - expected_scores.numpy()))),
+        "max_box_difference": float(np.max(np.abs(boxes - expected_boxes.numpy()))),
+    }
+    theirs = postprocess(torch.from_numpy(boxes), torch.from_numpy(scores))
+    ours = postprocess(expected_boxes, expected_scores)
+    cases = [_as_truth(mine, other) for mine, other in zip(ours, theirs, strict=True)]
+    check["map_against_pytorch"] = detection_metrics(cases, model.num_classes).metrics["map"]
+    if check["max_score_difference"] > SCORE_TOLERANCE:
+        raise DetectionExportError(f"ONNX scores differ by {check['max_score_difference']:.3g}")
+    if check["max_box_difference"] > BOX_TOLERANCE:
+        raise DetectionExportError(f"ONNX boxes differ by {check['max_box_difference']:.3g} px")
+    if check["map_against_pytorch"] < MIN_MAP:
+        raise DetectionExportError(
+            f"ONNX detections score mAP {check['map_against_pytorch']:.4f} against PyTorch's"
+        )
+    return check
+
+
+def write_detection_bundle(
+    model: Detector, meta: dict[str, Any], folder: Path, samples: torch.Tensor
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Writes FILES into folder; returns (config, the ONNX check)."""
+    model = model.eval().cpu()
+    save_file(
+        {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()},
+        str(folder / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
+    config = bundle_config(meta)
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    _trace(model, samples[:1], folder / "model.torchscript.pt")
+    _onnx(model, samples[:2], folder / "model.onnx")
+    return config, onnx_check(model, folder / "model.onnx", samples)
