@@ -77,7 +77,7 @@ def test_a_detection_run_learns_exports_and_predicts(tmp_path, digits, terminati
     best = json.loads((out / "checkpoints" / "best.json").read_text())
     assert best["metrics"]["map"] == pytest.approx(result.metrics["map"])
     assert len(best["per_class_ap"]) == 3
-    card = json.loads((out / "export" / "model_card.json").read_text())
+    card = json.loads((out / "export" / "attempt-1" / "model_card.json").read_text())
     assert card["task"] == "detection"
     assert card["onnx_check"]["map_against_pytorch"] >= 0.99
     assert card["onnx_check"]["max_score_difference"] <= 1e-4
@@ -87,7 +87,7 @@ def test_a_detection_run_learns_exports_and_predicts(tmp_path, digits, terminati
         "model.torchscript.pt",
         "model.onnx",
     }
-    torchscript = torch.jit.load(str(out / "export" / "model.torchscript.pt"))  # type: ignore[no-untyped-call]
+    torchscript = torch.jit.load(str(out / "export" / "attempt-1" / "model.torchscript.pt"))  # type: ignore[no-untyped-call]
     boxes, scores = torchscript(torch.zeros(1, 3, 96, 96))
     assert boxes.shape[:2] == scores.shape[:2]
     assert scores.shape[-1] == 3
@@ -97,7 +97,14 @@ def test_a_detection_run_learns_exports_and_predicts(tmp_path, digits, terminati
     found = {}
     for backend in ("onnx", "torch"):
         drawn = tmp_path / f"{backend}.png"
-        argv = ["predict", "--model", str(out / "export"), "--backend", backend, "--json"]
+        argv = [
+            "predict",
+            "--model",
+            str(out / "export" / "attempt-1"),
+            "--backend",
+            backend,
+            "--json",
+        ]
         argv += ["--min-confidence", "0.2", "--max-objects", "5", "--draw", str(drawn), image]
         assert main(argv) == ExitCode.SUCCESS
         document = json.loads(capsys.readouterr().out)

@@ -29,6 +29,21 @@ CASES = [
     ),
     ("the goal the metric has anyway", {"search": {"goal": "Maximize"}}, None),
     (
+        "detection without listed trials",
+        {"task": "detection"},
+        "spec.search.trials: a detection job lists the trials to run",
+    ),
+    (
+        "detection with a listed trial",
+        {"task": "detection", "search": {"trials": [{"model": "resnet18"}]}},
+        None,
+    ),
+    (
+        "a classification metric for detection",
+        {"task": "detection", "search": {"primaryMetric": "top1_accuracy"}},
+        "spec.search.primaryMetric: metric 'top1_accuracy' is not reported for task 'detection'",
+    ),
+    (
         "hyperparameters the trainer refuses",
         {"search": {"trials": [{"model": "resnet18", "hyperparameters": {"lr": -1}}]}},
         "spec.search.trials[0].hyperparameters.lr",
