@@ -4,9 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 GO_TOOLS := kubernetes etcd kwok minio helm kstatus
+# A real node's binaries (containerd, runc, CNI plugins, kubelet): opt-in, `make node-tools`.
+NODE_TOOLS := containerd runc cni-plugins kubelet
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools test test-unit test-integration lint cluster-up cluster-down install-crds run bench clean demo
+.PHONY: help venv tools node-tools test test-unit test-integration lint cluster-up cluster-down install-crds run bench clean demo
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -29,6 +31,9 @@ tools:  ## build the pinned Go binaries (once per version; cached in ~/.cache/ta
 	@for module in $(GO_TOOLS); do echo "building $$module (cached once built)"; hack/build-tools.sh $$module >/dev/null || exit 1; done
 	@# The chart tests read the Prometheus Operator's CRDs from this pinned module.
 	@cd hack/tools/prometheus-operator && GOFLAGS=-mod=readonly go mod download
+
+node-tools:  ## build a real node's binaries: containerd, runc, CNI plugins, kubelet (cached; needs libseccomp-dev)
+	@for module in $(NODE_TOOLS); do echo "building $$module (cached once built)"; hack/build-tools.sh $$module >/dev/null || exit 1; done
 
 test: venv tools  ## run every test: unit, integration (real servers), end to end
 	$(PY) -m pytest $(PYTEST_ARGS)
