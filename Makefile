@@ -8,7 +8,7 @@ GO_TOOLS := kubernetes etcd kwok minio helm kstatus
 NODE_TOOLS := containerd runc cni-plugins kubelet
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools node-tools test test-unit test-integration lint cluster-up cluster-down install-crds run bench clean demo
+.PHONY: help venv tools node-tools test test-real-node test-unit test-integration lint cluster-up cluster-down install-crds run bench clean demo
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ test-unit: venv  ## the pure unit tests only (no servers, seconds)
 
 test-integration: venv tools  ## the tests against the real control plane, MinIO and Prometheus
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+test-real-node: venv tools node-tools  ## the tests only a real node answers (root; builds images)
+	TAILOR_REAL_NODE_TESTS=1 $(PY) -m pytest -m real_node $(PYTEST_ARGS)
 
 lint: venv  ## ruff, mypy, and the import contracts between layers
 	$(VENV)/bin/ruff check .
