@@ -142,7 +142,10 @@ def _down(arguments: argparse.Namespace) -> int:
     pid = _running_pid(state)
     if pid is None:
         print("tailor-cluster: no local cluster is running")
-        return 0
+        left = restore_host(state / "run" / "realnode")
+        for item in left:
+            print(f"tailor-cluster: not restored: {item}", file=sys.stderr)
+        return 1 if left else 0
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and _running_pid(state) == pid:

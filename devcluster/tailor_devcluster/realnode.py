@@ -42,6 +42,12 @@ GPU_COUNT_LABEL = "nvidia.com/gpu.count"
 REAL_NODE_LABEL = "tailor.dev/real-node"
 CPU_SLOT_PRODUCT = "tailor-cpu-slot"
 RECORD_FILE = "host-record.json"
+# Unix sockets take paths of at most 107 bytes, which a state folder deep in a test's
+# temporary directory exceeds: containerd's state (its sockets, its shims') and the
+# kubelet's root (pod-resources, device plugins) live at their usual short paths,
+# which the machine must not be using already (they are removed at stop).
+CONTAINERD_STATE = Path("/run/containerd")
+KUBELET_ROOT = Path("/var/lib/kubelet")
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ class RealNode:
 
     @property
     def socket(self) -> Path:
-        return self.state_dir / "containerd" / "containerd.sock"
+        return CONTAINERD_STATE / "containerd.sock"
 
     def ctr(self, *args: str, timeout: float = 300) -> "subprocess.CompletedProcess[str]":
         """ctr in the node's namespaces, on the kubelet's (k8s.io) containerd namespace."""
@@ -154,12 +160,12 @@ def _write_containerd_config(state: Path, binaries: NodeBinaries, cni_conf: Path
     config = f"""\
 version = 4
 root = "{root / "root"}"
-state = "{root / "state"}"
+state = "{CONTAINERD_STATE}"
 
 [grpc]
 
 [plugins.'io.containerd.server.v1.grpc']
-  address = "{root / "containerd.sock"}"
+  address = "{CONTAINERD_STATE / "containerd.sock"}"
 
 [plugins.'io.containerd.nri.v1.nri']
   disable = true
@@ -191,7 +197,7 @@ def _write_kubelet_config(state: Path, plane: ControlPlane, spec: RealNodeSpec) 
         "failCgroupV1": False,
         "cgroupDriver": "cgroupfs",
         "cgroupRoot": f"/{_cgroup_name(spec)}",
-        "containerRuntimeEndpoint": f"unix://{state / 'containerd' / 'containerd.sock'}",
+        "containerRuntimeEndpoint": f"unix://{CONTAINERD_STATE / 'containerd.sock'}",
         "address": NODE_IP,
         "port": free_port(),
         "readOnlyPort": 0,
@@ -256,7 +262,34 @@ def start_real_node(
     record = HostRecord.take(_cgroup_name(spec), BRIDGE)
     if Path("/sys/class/net", BRIDGE).exists():
         raise ProcessFailed(f"network link {BRIDGE} exists: is another real node running?")
+    for path in (CONTAINERD_STATE, KUBELET_ROOT):
+        if path.exists():
+            raise ProcessFailed(f"{path} exists: is a containerd or a kubelet running here?")
     record.save(record_path(state))
+    try:
+        return _start(supervisor, plane, core, state, spec, images, binaries, record, began)
+    except BaseException:
+        # Whatever got started goes, and the machine is put back, before the error.
+        for process in reversed(list(supervisor.processes)):
+            if process.name.startswith(f"{spec.name}-"):
+                supervisor.stop(process, grace_seconds=1)
+        time.sleep(0.5)
+        record.restore()
+        record_path(state).unlink(missing_ok=True)
+        raise
+
+
+def _start(
+    supervisor: Supervisor,
+    plane: ControlPlane,
+    core: client.CoreV1Api,
+    state: Path,
+    spec: RealNodeSpec,
+    images: list[Path],
+    binaries: NodeBinaries,
+    record: HostRecord,
+    began: float,
+) -> RealNode:
     _create_bridge()
     _create_cgroups(_cgroup_name(spec))
     cni_conf = _write_cni_config(state)
@@ -296,7 +329,6 @@ def start_real_node(
     for archive in images:
         node.load_image(archive)
 
-    kubelet_dir = state / "kubelet"
     cert, key = state / "pki" / "kubelet-client.crt", state / "pki" / "kubelet-client.key"
     issue_client_cert(plane.pki, cert, key, f"system:node:{spec.name}", "system:nodes")
     kubeconfig = state / "kubelet.kubeconfig"
@@ -314,7 +346,7 @@ def start_real_node(
             f"--config={_write_kubelet_config(state, plane, spec)}",
             f"--kubeconfig={kubeconfig}",
             f"--cert-dir={state / 'kubelet-pki'}",
-            f"--root-dir={kubelet_dir}",
+            f"--root-dir={KUBELET_ROOT}",
             f"--hostname-override={spec.name}",
             f"--node-ip={NODE_IP}",
             f"--node-labels={','.join(f'{k}={v}' for k, v in labels.items())}",
