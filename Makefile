@@ -8,7 +8,7 @@ GO_TOOLS := kubernetes etcd kwok minio helm kstatus
 NODE_TOOLS := containerd runc cni-plugins kubelet
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools node-tools test test-real-node test-unit test-integration lint cluster-up cluster-down install-crds run bench clean demo
+.PHONY: help venv tools node-tools images test test-real-node test-unit test-integration lint cluster-up cluster-down install-crds run bench clean demo
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ tools:  ## build the pinned Go binaries (once per version; cached in ~/.cache/ta
 
 node-tools:  ## build a real node's binaries: containerd, runc, CNI plugins, kubelet (cached; needs libseccomp-dev)
 	@for module in $(NODE_TOOLS); do echo "building $$module (cached once built)"; hack/build-tools.sh $$module >/dev/null || exit 1; done
+
+images: venv  ## build a real node's images with buildah (operator, base, pause; cached by inputs)
+	$(VENV)/bin/tailor-cluster images
 
 test: venv tools  ## run every test: unit, integration (real servers), end to end
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -5,6 +5,7 @@ tailor-cluster up      start it (or report the one running) and print its variab
                        --real-nodes 1: with a real node, containerd and a kubelet; root)
 tailor-cluster down    stop every process it started (and restore what a real node changed)
 tailor-cluster env     print the variables of the running cluster
+tailor-cluster images  build a real node's images with buildah (cached by their inputs)
 """
 
 import argparse
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 from tailor_devcluster.cluster import ClusterSettings, LocalCluster
+from tailor_devcluster.images import build_all
 from tailor_devcluster.realnode import restore_host
 
 ENV_FILE = "cluster.env"
@@ -173,6 +175,10 @@ def _env(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _images(arguments: argparse.Namespace) -> int:
+    return build_all()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="tailor-cluster",
@@ -208,8 +214,15 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--real-nodes", type=int, default=0)
     commands.add_parser("down", help="stop the local cluster")
     commands.add_parser("env", help="print the running cluster's variables")
+    commands.add_parser("images", help="build a real node's images (buildah; cached)")
     arguments = parser.parse_args(argv)
-    handlers = {"up": _up, "serve": _serve, "down": _down, "env": _env}
+    handlers = {
+        "up": _up,
+        "serve": _serve,
+        "down": _down,
+        "env": _env,
+        "images": _images,
+    }
     return handlers[arguments.command](arguments)
 
 

@@ -169,6 +169,12 @@ class ImageBuilder:
             f"buildah push {name}",
         )
         partial.rename(archive)
+        # Keep the newest build only: archives of earlier inputs, and the images in
+        # buildah's storage that lost their tag to this one.
+        for stale in self.cache.glob(f"{slug}-*.tar"):
+            if stale != archive:
+                stale.unlink()
+        subprocess.run(self._buildah("rmi", "--prune"), capture_output=True, check=False)
         return BuiltImage(name, archive, time.monotonic() - began)
 
     # -- the images ------------------------------------------------------------
@@ -268,3 +274,19 @@ class ImageBuilder:
                 "buildah pull of the base image",
             )
         return self._build(OPERATOR_IMAGE, dockerfile, root, key, {"PYTHON_IMAGE": BASE_IMAGE})
+
+
+def build_all() -> int:
+    """`tailor-cluster images`: build (or find cached) the real node's images."""
+    builder = ImageBuilder()
+    for build in (builder.pause_image, builder.base_image, builder.operator_image):
+        began = time.monotonic()
+        image = build()
+        state = "built" if image.build_seconds else "cached"
+        size = image.archive.stat().st_size / 2**20
+        print(
+            f"{image.name}: {state} in {time.monotonic() - began:.1f}s, "
+            f"{size:.0f} MiB ({image.archive})",
+            flush=True,
+        )
+    return 0
