@@ -127,7 +127,7 @@ def _create_cgroups(name: str) -> None:
                 (path / setting).write_text((hierarchy / setting).read_text())
 
 
-def _write_cni_config(state: Path) -> Path:
+def write_cni_config(state: Path) -> Path:
     conf_dir = state / "cni" / "net.d"
     conf_dir.mkdir(parents=True, exist_ok=True)
     conflist = {
@@ -154,7 +154,7 @@ def _write_cni_config(state: Path) -> Path:
     return conf_dir
 
 
-def _write_containerd_config(state: Path, binaries: NodeBinaries, cni_conf: Path) -> Path:
+def write_containerd_config(state: Path, binaries: NodeBinaries, cni_conf: Path) -> Path:
     root = state / "containerd"
     root.mkdir(parents=True, exist_ok=True)
     config = f"""\
@@ -189,7 +189,7 @@ state = "{CONTAINERD_STATE}"
     return path
 
 
-def _write_kubelet_config(state: Path, plane: ControlPlane, spec: RealNodeSpec) -> Path:
+def write_kubelet_config(state: Path, plane: ControlPlane, spec: RealNodeSpec) -> Path:
     config = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
@@ -292,8 +292,8 @@ def _start(
 ) -> RealNode:
     _create_bridge()
     _create_cgroups(_cgroup_name(spec))
-    cni_conf = _write_cni_config(state)
-    containerd_config = _write_containerd_config(state, binaries, cni_conf)
+    cni_conf = write_cni_config(state)
+    containerd_config = write_containerd_config(state, binaries, cni_conf)
 
     # The namespace: its first process does nothing but hold it; when it dies (it dies
     # with unshare, which dies with us) the kernel kills everything inside.
@@ -343,7 +343,7 @@ def _start(
         [
             *node.enter(),
             str(binaries.kubelet),
-            f"--config={_write_kubelet_config(state, plane, spec)}",
+            f"--config={write_kubelet_config(state, plane, spec)}",
             f"--kubeconfig={kubeconfig}",
             f"--cert-dir={state / 'kubelet-pki'}",
             f"--root-dir={KUBELET_ROOT}",

@@ -76,6 +76,29 @@ def test_the_node_registers_with_its_gpu_slots_and_product(real_core: client.Cor
     assert ready[0].status == "True"
 
 
+def test_the_gpu_slots_are_scheduled_against(real_core: client.CoreV1Api, real_namespace: str):
+    one = pod("one-gpu", "print('slot')")
+    one["spec"]["containers"][0]["resources"]["limits"][GPU_RESOURCE] = "1"
+    three = pod("three-gpus", "print('never')")
+    three["spec"]["containers"][0]["resources"]["limits"][GPU_RESOURCE] = "3"
+    real_core.create_namespaced_pod(real_namespace, one)
+    real_core.create_namespaced_pod(real_namespace, three)
+    assert (
+        wait_for_phase(real_core, real_namespace, "one-gpu", {"Succeeded", "Failed"})["status"][
+            "phase"
+        ]
+        == "Succeeded"
+    )
+    deadline = time.monotonic() + 30
+    message = ""
+    while f"Insufficient {GPU_RESOURCE}" not in message and time.monotonic() < deadline:
+        status = real_core.read_namespaced_pod("three-gpus", real_namespace).status
+        message = " ".join(c.message or "" for c in status.conditions or [])
+        time.sleep(0.5)
+    assert f"Insufficient {GPU_RESOURCE}" in message
+    assert real_core.read_namespaced_pod("three-gpus", real_namespace).status.phase == "Pending"
+
+
 def test_the_operator_image_runs_as_its_user_on_a_read_only_root(
     real_cluster: LocalCluster, real_core: client.CoreV1Api, real_namespace: str
 ):
