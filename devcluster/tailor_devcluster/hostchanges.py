@@ -38,12 +38,15 @@ def write_sysctl(name: str, value: str) -> None:
     Path("/proc/sys", *name.split(".")).write_text(value + "\n")
 
 
-def cgroup_hierarchies() -> list[Path]:
-    """The mounted cgroup v1 hierarchies (cpu, memory, ..., name=systemd)."""
+def cgroup_hierarchies(unified: bool = False) -> list[Path]:
+    """The mounted cgroup v1 hierarchies (cpu, memory, ..., name=systemd); with
+    `unified`, the cgroup2 mount too (the kubelet creates its cgroupRoot there as well
+    on a hybrid machine like ours)."""
+    kinds = ("cgroup", "cgroup2") if unified else ("cgroup",)
     found = []
     for line in Path("/proc/mounts").read_text().splitlines():
         fields = line.split()
-        if len(fields) >= 3 and fields[2] == "cgroup":
+        if len(fields) >= 3 and fields[2] in kinds:
             found.append(Path(fields[1]))
     return found
 
@@ -107,7 +110,7 @@ class HostRecord:
         for path in FIXED_PATHS:
             if os.path.lexists(path) and path not in self.existing_paths:
                 found.append(f"{path} exists")
-        for hierarchy in cgroup_hierarchies():
+        for hierarchy in cgroup_hierarchies(unified=True):
             if (hierarchy / self.cgroup_name).exists():
                 found.append(f"cgroup {hierarchy / self.cgroup_name} exists")
         if Path("/sys/class/net", self.bridge).exists():
@@ -128,7 +131,7 @@ class HostRecord:
         for path in FIXED_PATHS:
             if path not in self.existing_paths and os.path.lexists(path):
                 shutil.rmtree(path, ignore_errors=True)
-        for hierarchy in cgroup_hierarchies():
+        for hierarchy in cgroup_hierarchies(unified=True):
             _remove_cgroup_tree(hierarchy / self.cgroup_name)
         if Path("/sys/class/net", self.bridge).exists():
             subprocess.run(["ip", "link", "delete", self.bridge], check=False)

@@ -33,7 +33,7 @@ def machine_state() -> dict[str, object]:
         "paths": [path for path in FIXED_PATHS if Path(path).exists()],
         "cgroups": [
             str(h / f"tailor-{REAL_NODE}")
-            for h in cgroup_hierarchies()
+            for h in cgroup_hierarchies(unified=True)
             if (h / f"tailor-{REAL_NODE}").exists()
         ],
         "bridge": Path("/sys/class/net", BRIDGE).exists(),
