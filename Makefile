@@ -33,9 +33,11 @@ tools:  ## build the pinned Go binaries (once per version; cached in ~/.cache/ta
 	@cd hack/tools/prometheus-operator && GOFLAGS=-mod=readonly go mod download
 
 node-tools:  ## build a real node's binaries: containerd, runc, CNI plugins, kubelet (cached; needs libseccomp-dev)
+	@hack/system-packages.sh node
 	@for module in $(NODE_TOOLS); do echo "building $$module (cached once built)"; hack/build-tools.sh $$module >/dev/null || exit 1; done
 
 images: venv  ## build a real node's images with buildah (operator, base, pause; cached by inputs)
+	@hack/system-packages.sh node
 	$(VENV)/bin/tailor-cluster images
 
 test: venv tools  ## run every test: unit, integration (real servers), end to end
