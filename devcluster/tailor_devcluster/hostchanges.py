@@ -10,6 +10,7 @@ can restore after a supervisor that was SIGKILLed.
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -28,6 +29,7 @@ FIXED_PATHS = (
 )
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 IPTABLES_TABLES = ("filter", "nat", "mangle")
+IPTABLES_COMMANDS = ("iptables", "ip6tables")
 
 
 def read_sysctl(name: str) -> str:
@@ -52,24 +54,34 @@ def cgroup_hierarchies(unified: bool = False) -> list[Path]:
 
 
 def iptables_rules() -> dict[str, list[str]]:
-    """Per table, its chain declarations and rules as iptables-save writes them."""
+    """Per "iptables/<table>" and "ip6tables/<table>", the chain declarations and rules
+    as iptables-save writes them (the kubelet writes both families)."""
     rules: dict[str, list[str]] = {}
-    if shutil.which("iptables-save") is None:
-        return rules
-    for table in IPTABLES_TABLES:
-        result = subprocess.run(
-            ["iptables-save", "-t", table], capture_output=True, text=True, check=False
-        )
-        lines = [
-            line
-            for line in result.stdout.splitlines()
-            if line.startswith((":", "-A ")) and not line.startswith("#")
-        ]
-        # Chain declarations carry packet counters: keep the name and policy only.
-        rules[table] = [
-            " ".join(line.split()[:2]) if line.startswith(":") else line for line in lines
-        ]
+    for command in IPTABLES_COMMANDS:
+        if shutil.which(f"{command}-save") is None:
+            continue
+        for table in IPTABLES_TABLES:
+            result = subprocess.run(
+                [f"{command}-save", "-t", table], capture_output=True, text=True, check=False
+            )
+            lines = [
+                line
+                for line in result.stdout.splitlines()
+                if line.startswith((":", "-A ")) and not line.startswith("#")
+            ]
+            # Chain declarations carry packet counters: keep the name and policy only.
+            rules[f"{command}/{table}"] = [
+                " ".join(line.split()[:2]) if line.startswith(":") else line for line in lines
+            ]
     return rules
+
+
+def nft_tables() -> list[str]:
+    """The nftables tables ("ip filter", ...): iptables-nft creates the ones it touches."""
+    if shutil.which("nft") is None:
+        return []
+    result = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True)
+    return [line.removeprefix("table ").strip() for line in result.stdout.splitlines() if line]
 
 
 @dataclass
@@ -81,6 +93,7 @@ class HostRecord:
     iptables: dict[str, list[str]]
     cgroup_name: str
     bridge: str
+    nft_tables: list[str] = field(default_factory=list)
     created_paths: list[str] = field(default_factory=list)
 
     @classmethod
@@ -91,6 +104,7 @@ class HostRecord:
             iptables=iptables_rules(),
             cgroup_name=cgroup_name,
             bridge=bridge,
+            nft_tables=nft_tables(),
         )
 
     def save(self, path: Path) -> None:
@@ -116,10 +130,14 @@ class HostRecord:
         if Path("/sys/class/net", self.bridge).exists():
             found.append(f"network link {self.bridge} exists")
         now = iptables_rules()
-        for table, lines in now.items():
+        for key, lines in now.items():
+            command, table = key.split("/")
             for line in lines:
-                if line not in self.iptables.get(table, []):
-                    found.append(f"iptables -t {table}: {line}")
+                if line not in self.iptables.get(key, []):
+                    found.append(f"{command} -t {table}: {line}")
+        for table in nft_tables():
+            if table not in self.nft_tables:
+                found.append(f"nft table {table}")
         return found
 
     def restore(self) -> list[str]:
@@ -139,19 +157,28 @@ class HostRecord:
         return self.differences()
 
     def _restore_iptables(self) -> None:
-        for table, lines in iptables_rules().items():
-            before = self.iptables.get(table, [])
+        for key, lines in iptables_rules().items():
+            command, table = key.split("/")
+            before = self.iptables.get(key, [])
             added_rules = [line for line in lines if line.startswith("-A ") and line not in before]
             added_chains = [
                 line.split()[0][1:] for line in lines if line.startswith(":") and line not in before
             ]
+            base = [command, "-w", "-t", table]
             for rule in added_rules:
-                argv = ["iptables", "-w", "-t", table, "-D", *rule.split()[1:]]
+                argv = [*base, "-D", *shlex.split(rule)[1:]]
                 subprocess.run(argv, capture_output=True, check=False)
             for chain in added_chains:
-                subprocess.run(["iptables", "-w", "-t", table, "-F", chain], capture_output=True)
+                subprocess.run([*base, "-F", chain], capture_output=True, check=False)
             for chain in added_chains:
-                subprocess.run(["iptables", "-w", "-t", table, "-X", chain], capture_output=True)
+                subprocess.run([*base, "-X", chain], capture_output=True, check=False)
+        # Tables iptables-nft created for the node (there were none before it).
+        for table in nft_tables():
+            if table not in self.nft_tables:
+                family, name = table.split()
+                subprocess.run(
+                    ["nft", "delete", "table", family, name], capture_output=True, check=False
+                )
 
 
 def _remove_cgroup_tree(path: Path, timeout: float = 10.0) -> None:

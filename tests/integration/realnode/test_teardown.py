@@ -1,7 +1,8 @@
 """`tailor-cluster down` after `up --real-nodes 1` leaves the machine as it was:
-processes, mounts, cgroups, the bridge, iptables rules, the kubelet's sysctls and
-its fixed paths. (In its own module: the bridge admits one real node at a time, and
-the other module's node is stopped before this one starts.)"""
+processes, mounts, cgroups, the bridge, iptables rules (both families) and the
+nftables tables they needed, the kubelet's sysctls and its fixed paths. (In its own
+module: the bridge admits one real node at a time, and the other module's node is
+stopped before this one starts.)"""
 
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from tailor_devcluster.hostchanges import (
     KUBELET_SYSCTLS,
     cgroup_hierarchies,
     iptables_rules,
+    nft_tables,
     read_sysctl,
 )
 from tailor_devcluster.realnode import BRIDGE
@@ -38,6 +40,7 @@ def machine_state() -> dict[str, object]:
         ],
         "bridge": Path("/sys/class/net", BRIDGE).exists(),
         "iptables": iptables_rules(),
+        "nft tables": nft_tables(),
         "mounts": mounts,
     }
 
