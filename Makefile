@@ -4,9 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 GO_TOOLS := kubernetes etcd kwok minio helm kstatus
+# A real node's binaries (containerd, runc, CNI plugins, kubelet): opt-in, `make node-tools`.
+NODE_TOOLS := containerd runc cni-plugins kubelet
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools test test-unit test-integration lint cluster-up cluster-down install-crds run bench clean demo
+.PHONY: help venv tools node-tools images test test-real-node test-unit test-integration lint cluster-up cluster-down install-crds run bench clean demo
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -30,6 +32,14 @@ tools:  ## build the pinned Go binaries (once per version; cached in ~/.cache/ta
 	@# The chart tests read the Prometheus Operator's CRDs from this pinned module.
 	@cd hack/tools/prometheus-operator && GOFLAGS=-mod=readonly go mod download
 
+node-tools:  ## build a real node's binaries: containerd, runc, CNI plugins, kubelet (cached; needs libseccomp-dev)
+	@hack/system-packages.sh node
+	@for module in $(NODE_TOOLS); do echo "building $$module (cached once built)"; hack/build-tools.sh $$module >/dev/null || exit 1; done
+
+images: venv  ## build a real node's images with buildah (operator, base, pause; cached by inputs)
+	@hack/system-packages.sh node
+	$(VENV)/bin/tailor-cluster images
+
 test: venv tools  ## run every test: unit, integration (real servers), end to end
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -38,6 +48,9 @@ test-unit: venv  ## the pure unit tests only (no servers, seconds)
 
 test-integration: venv tools  ## the tests against the real control plane, MinIO and Prometheus
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+test-real-node: venv tools node-tools  ## the tests only a real node answers (root; builds images)
+	TAILOR_REAL_NODE_TESTS=1 $(PY) -m pytest -m real_node $(PYTEST_ARGS)
 
 lint: venv  ## ruff, mypy, and the import contracts between layers
 	$(VENV)/bin/ruff check .

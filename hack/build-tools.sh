@@ -18,7 +18,8 @@ cache_root=${TAILOR_BIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tailor/bin}
 version=$(awk '/^require/ && NF==3 {print $3; exit}' "$module/go.mod")
 [ -n "$version" ] || version=$(awk '/^require \(/ {getline; print $2; exit}' "$module/go.mod")
 # Everything that shapes the binaries: the pins, our own Go files, extra link flags.
-digest=$(cat "$module/go.mod" "$module/go.sum" "$module"/*.go $(ls "$module/ldflags" 2>/dev/null) \
+digest=$(cat "$module/go.mod" "$module/go.sum" "$module"/*.go \
+        $(ls "$module/ldflags" "$module/tags" "$module/cgo" 2>/dev/null) \
     | sha256sum | cut -c1-10)
 out="$cache_root/$name-$version-$digest"
 
@@ -42,9 +43,21 @@ fi
 start=$(date +%s)
 echo "build-tools: building ${packages[*]} ($version)" >&2
 # Static, stripped binaries: nothing on the machine has to match them.
-# An optional ldflags file adds link flags (kubernetes stamps its version with it).
+# An optional ldflags file adds link flags (kubernetes stamps its version with it);
+# an optional tags file adds build tags; a cgo file turns cgo on (runc links
+# libseccomp that way) and names the Debian packages it needs.
 extra_ldflags=$(grep -v '^#' ldflags 2>/dev/null | tr '\n' ' ' || true)
-CGO_ENABLED=0 go build -trimpath -ldflags="-s -w $extra_ldflags" -o "$tmp/" "${packages[@]}"
+tags=$(grep -v '^#' tags 2>/dev/null | tr '\n' ' ' | xargs || true)
+cgo=0
+if [ -f cgo ]; then
+    cgo=1
+    for pkg in $(grep -v '^#' cgo); do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' \
+            || { echo "build-tools: $name needs Debian's $pkg: apt-get install $pkg" >&2; exit 3; }
+    done
+fi
+CGO_ENABLED=$cgo go build -trimpath -tags="$tags" -ldflags="-s -w $extra_ldflags" \
+    -o "$tmp/" "${packages[@]}"
 chmod 755 "$tmp"
 touch "$tmp/.complete"
 # Another build of the same version may have finished first: keep whichever landed.

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GO_MODULES = ("kubernetes", "etcd", "kwok", "minio")
+# A real node's binaries: built only when a real node is asked for (opt-in).
+NODE_MODULES = ("containerd", "runc", "cni-plugins", "kubelet")
 
 
 class MissingBinary(RuntimeError):
@@ -73,3 +75,44 @@ class Binaries:
             if not Path(path).is_file():
                 raise MissingBinary(f"expected binary {path} is missing; delete its cache folder")
         return found
+
+
+@dataclass(frozen=True)
+class NodeBinaries:
+    """What a real node runs: containerd (with its runc shim and ctr), runc, the CNI
+    plugins (a folder containerd is pointed at) and the kubelet."""
+
+    containerd: Path
+    ctr: Path
+    runc: Path
+    cni_dir: Path
+    kubelet: Path
+
+    @classmethod
+    def locate(cls) -> "NodeBinaries":
+        folders = {name: build_module(name) for name in NODE_MODULES}
+        found = cls(
+            containerd=folders["containerd"] / "containerd",
+            ctr=folders["containerd"] / "ctr",
+            runc=folders["runc"] / "runc",
+            cni_dir=folders["cni-plugins"],
+            kubelet=folders["kubelet"] / "kubelet",
+        )
+        for binary in (
+            found.containerd,
+            found.ctr,
+            found.containerd.parent / "containerd-shim-runc-v2",
+            found.runc,
+            found.cni_dir / "bridge",
+            found.cni_dir / "host-local",
+            found.cni_dir / "loopback",
+            found.cni_dir / "portmap",
+            found.kubelet,
+        ):
+            if not binary.is_file():
+                raise MissingBinary(f"expected binary {binary} is missing; delete its cache folder")
+        return found
+
+    def search_path(self) -> str:
+        """PATH for containerd: it finds its shim and runc there."""
+        return f"{self.containerd.parent}:{self.runc.parent}"

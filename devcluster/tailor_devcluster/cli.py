@@ -1,9 +1,11 @@
 """`tailor-cluster`: run the local cluster in the background for development.
 
 tailor-cluster up      start it (or report the one running) and print its variables
-                       (--agent-slots N: with the node agent, which runs pods for real)
-tailor-cluster down    stop every process it started
+                       (--agent-slots N: with the node agent, which runs pods for real;
+                       --real-nodes 1: with a real node, containerd and a kubelet; root)
+tailor-cluster down    stop every process it started (and restore what a real node changed)
 tailor-cluster env     print the variables of the running cluster
+tailor-cluster images  build a real node's images with buildah (cached by their inputs)
 """
 
 import argparse
@@ -17,6 +19,8 @@ import time
 from pathlib import Path
 
 from tailor_devcluster.cluster import ClusterSettings, LocalCluster
+from tailor_devcluster.images import build_all
+from tailor_devcluster.realnode import restore_host
 
 ENV_FILE = "cluster.env"
 PID_FILE = "cluster.pid"
@@ -50,10 +54,15 @@ def _serve(arguments: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    # A real node of an earlier cluster that was killed may have left the machine changed.
+    restore_host(state / "run" / "realnode")
     # Each `up` is a fresh cluster: old etcd data would not match the new certificates.
     shutil.rmtree(state / "run", ignore_errors=True)
     settings = ClusterSettings(
-        state_dir=state / "run", gpu_nodes=arguments.gpu_nodes, agent_slots=arguments.agent_slots
+        state_dir=state / "run",
+        gpu_nodes=arguments.gpu_nodes,
+        agent_slots=arguments.agent_slots,
+        real_nodes=arguments.real_nodes,
     )
     cluster = LocalCluster(settings)
     try:
@@ -64,6 +73,8 @@ def _serve(arguments: argparse.Namespace) -> int:
     try:
         cluster.write_env_file(state / ENV_FILE)
         print(f"local cluster ready in {cluster.startup_seconds:.1f}s", flush=True)
+        for node in cluster.real_nodes:
+            print(f"real node {node.spec.name} ready in {node.ready_seconds:.1f}s", flush=True)
         while not stop:
             time.sleep(0.5)
             cluster.supervisor.check_all_alive()
@@ -71,6 +82,8 @@ def _serve(arguments: argparse.Namespace) -> int:
         cluster.stop()
         with contextlib.suppress(FileNotFoundError):
             (state / ENV_FILE).unlink()
+        for left in cluster.host_left:
+            print(f"real node: not restored: {left}", flush=True)
     return 0
 
 
@@ -98,6 +111,8 @@ def _up(arguments: argparse.Namespace) -> int:
             str(arguments.gpu_nodes),
             "--agent-slots",
             str(arguments.agent_slots),
+            "--real-nodes",
+            str(arguments.real_nodes),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -129,7 +144,10 @@ def _down(arguments: argparse.Namespace) -> int:
     pid = _running_pid(state)
     if pid is None:
         print("tailor-cluster: no local cluster is running")
-        return 0
+        left = restore_host(state / "run" / "realnode")
+        for item in left:
+            print(f"tailor-cluster: not restored: {item}", file=sys.stderr)
+        return 1 if left else 0
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and _running_pid(state) == pid:
@@ -140,8 +158,12 @@ def _down(arguments: argparse.Namespace) -> int:
     for stale in (PID_FILE, ENV_FILE):
         with contextlib.suppress(FileNotFoundError):
             (state / stale).unlink()
+    # The supervisor restores what a real node changed; if it was killed, do it here.
+    left = restore_host(state / "run" / "realnode")
+    for item in left:
+        print(f"tailor-cluster: not restored: {item}", file=sys.stderr)
     print("tailor-cluster: stopped")
-    return 0
+    return 1 if left else 0
 
 
 def _env(arguments: argparse.Namespace) -> int:
@@ -151,6 +173,10 @@ def _env(arguments: argparse.Namespace) -> int:
         return 1
     print(env_file.read_text(), end="")
     return 0
+
+
+def _images(arguments: argparse.Namespace) -> int:
+    return build_all()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -174,13 +200,29 @@ def main(argv: list[str] | None = None) -> int:
         help="also run the node agent, which runs pods as local processes, with this many "
         'CPU-backed "GPU" slots (its CUDA devices instead, when it has any); default 0: off',
     )
+    up.add_argument(
+        "--real-nodes",
+        type=int,
+        default=0,
+        choices=(0, 1),
+        help="also run a real node: containerd, runc and a kubelet on this machine, with the "
+        "operator image loaded (needs root; see docs/demo.md); default 0",
+    )
     serve = commands.add_parser("serve", help=argparse.SUPPRESS)
     serve.add_argument("--gpu-nodes", type=int, default=4)
     serve.add_argument("--agent-slots", type=int, default=0)
+    serve.add_argument("--real-nodes", type=int, default=0)
     commands.add_parser("down", help="stop the local cluster")
     commands.add_parser("env", help="print the running cluster's variables")
+    commands.add_parser("images", help="build a real node's images (buildah; cached)")
     arguments = parser.parse_args(argv)
-    handlers = {"up": _up, "serve": _serve, "down": _down, "env": _env}
+    handlers = {
+        "up": _up,
+        "serve": _serve,
+        "down": _down,
+        "env": _env,
+        "images": _images,
+    }
     return handlers[arguments.command](arguments)
 
 

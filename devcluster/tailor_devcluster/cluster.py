@@ -19,6 +19,7 @@ from tailor_devcluster.controlplane import (
     start_controllers,
     start_etcd,
 )
+from tailor_devcluster.images import ImageBuilder
 from tailor_devcluster.kwok import (
     NODE_LEASE_SECONDS,
     GpuNodeSpec,
@@ -28,6 +29,7 @@ from tailor_devcluster.kwok import (
 from tailor_devcluster.minio import S3Endpoint, start_minio
 from tailor_devcluster.processes import ProcessFailed, Supervisor, wait_until
 from tailor_devcluster.prometheus import PrometheusServer, start_prometheus
+from tailor_devcluster.realnode import RealNode, RealNodeSpec, start_real_node, stop_real_node
 
 DEFAULT_GPU_PRODUCTS = ("NVIDIA-A100-SXM4-80GB", "NVIDIA-H100-80GB-HBM3")
 
@@ -50,6 +52,9 @@ class ClusterSettings:
     agent_slots: int = 0
     agent_node_name: str = "tailor-agent"
     agent_cuda: bool = True
+    # Real nodes (containerd, runc and the kubelet on this machine; needs root): 0 or 1.
+    real_nodes: int = 0
+    real_node_gpu_slots: int = 2
 
     def node_specs(self) -> list[GpuNodeSpec]:
         return [
@@ -75,6 +80,9 @@ class LocalCluster:
         self.prometheus: PrometheusServer | None = None
         self.gpu_nodes: list[str] = []
         self.agent_node: str | None = None
+        self.real_nodes: list[RealNode] = []
+        # What a real node could not put back on the machine at stop (empty: all of it).
+        self.host_left: list[str] = []
         self.startup_seconds = 0.0
 
     # -- lifecycle ---------------------------------------------------------------
@@ -99,6 +107,9 @@ class LocalCluster:
         return self
 
     def stop(self) -> None:
+        for node in self.real_nodes:
+            self.host_left += stop_real_node(self.supervisor, node)
+        self.real_nodes = []
         self.supervisor.stop_all()
 
     def __enter__(self) -> "LocalCluster":
@@ -140,6 +151,8 @@ class LocalCluster:
         )
         if self.settings.agent_slots > 0:
             self._start_agent(core, plane)
+        if self.settings.real_nodes > 0:
+            self._start_real_nodes(core, plane)
         # Pods cannot be created in a namespace before its default ServiceAccount exists.
         wait_until(
             "default ServiceAccount",
@@ -175,6 +188,20 @@ class LocalCluster:
             [process],
         )
         self.agent_node = name
+
+    @property
+    def real_node_state_dir(self) -> Path:
+        """A real node's containerd, kubelet and CNI state, and its record of the machine."""
+        return self.settings.state_dir / "realnode"
+
+    def _start_real_nodes(self, core: client.CoreV1Api, plane: ControlPlane) -> None:
+        if self.settings.real_nodes != 1:
+            raise ProcessFailed("one real node at most for now (they would share the bridge)")
+        builder = ImageBuilder()
+        images = [builder.pause_image().archive, builder.operator_image().archive]
+        spec = RealNodeSpec(gpu_slots=self.settings.real_node_gpu_slots)
+        node = start_real_node(self.supervisor, plane, core, self.real_node_state_dir, spec, images)
+        self.real_nodes.append(node)
 
     def _nodes_ready(self, core: client.CoreV1Api) -> bool:
         ready = 0

@@ -89,6 +89,11 @@ def start_apiserver(
             f"--default-not-ready-toleration-seconds={UNREACHABLE_TOLERATION_SECONDS}",
             f"--default-unreachable-toleration-seconds={UNREACHABLE_TOLERATION_SECONDS}",
             f"--cert-dir={state_dir / 'apiserver-certs'}",
+            # For logs and exec on a real node: dial its InternalIP (the bridge address;
+            # the hostname does not resolve) as a client the kubelet trusts.
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-client-certificate={pki.admin_cert}",
+            f"--kubelet-client-key={pki.admin_key}",
             "--v=1",
         ],
     )

@@ -14,8 +14,16 @@ def _b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
 
-def write_kubeconfig(path: Path, server: str, pki: ClusterPki) -> None:
-    """A self-contained kubeconfig (certificates embedded) for the admin user."""
+def write_kubeconfig(
+    path: Path,
+    server: str,
+    pki: ClusterPki,
+    user: str = "tailor-admin",
+    cert: Path | None = None,
+    key: Path | None = None,
+) -> None:
+    """A self-contained kubeconfig (certificates embedded) for the admin user, or for
+    `user` with the client certificate `cert` and its `key`."""
     config = {
         "apiVersion": "v1",
         "kind": "Config",
@@ -27,16 +35,14 @@ def write_kubeconfig(path: Path, server: str, pki: ClusterPki) -> None:
         ],
         "users": [
             {
-                "name": "tailor-admin",
+                "name": user,
                 "user": {
-                    "client-certificate-data": _b64(pki.admin_cert),
-                    "client-key-data": _b64(pki.admin_key),
+                    "client-certificate-data": _b64(cert or pki.admin_cert),
+                    "client-key-data": _b64(key or pki.admin_key),
                 },
             }
         ],
-        "contexts": [
-            {"name": CLUSTER_NAME, "context": {"cluster": CLUSTER_NAME, "user": "tailor-admin"}}
-        ],
+        "contexts": [{"name": CLUSTER_NAME, "context": {"cluster": CLUSTER_NAME, "user": user}}],
         "current-context": CLUSTER_NAME,
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -152,3 +152,24 @@ def create_pki(directory: Path) -> ClusterPki:
         )
     )
     return pki
+
+
+def issue_client_cert(
+    pki: ClusterPki, cert: Path, key: Path, common_name: str, organization: str | None = None
+) -> None:
+    """A client certificate signed by the cluster CA (a kubelet's: CN=system:node:<name>,
+    O=system:nodes)."""
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    issued = _issue(
+        _name(common_name, organization),
+        client_key,
+        ca_cert.subject,
+        ca_key,
+        usage=[ExtendedKeyUsageOID.CLIENT_AUTH],
+    )
+    cert.parent.mkdir(parents=True, exist_ok=True)
+    _write_key(key, client_key)
+    _write_cert(cert, issued)

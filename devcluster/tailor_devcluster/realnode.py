@@ -1,0 +1,397 @@
+"""A real node: containerd, runc, the CNI plugins and the kubelet on this machine.
+
+Pods on it run as containers of images built here (images.py), with real memory
+limits, users, seccomp, logs and exec. containerd and the kubelet share a mount and
+PID namespace of their own (`unshare`): the mounts they make are invisible to the
+machine and vanish with the namespace; killing its first process kills every
+container and shim in it.
+
+Needs root. What it changes on the machine (three sysctls the kubelet sets, a bridge,
+cgroups, fixed paths, iptables chains) is recorded first and restored at `stop`
+(hostchanges.py).
+"""
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubernetes import client
+
+from tailor_devcluster.binaries import NodeBinaries
+from tailor_devcluster.controlplane import ControlPlane
+from tailor_devcluster.hostchanges import HostRecord, cgroup_hierarchies
+from tailor_devcluster.images import PAUSE_IMAGE
+from tailor_devcluster.kubeconfig import write_kubeconfig
+from tailor_devcluster.pki import issue_client_cert
+from tailor_devcluster.ports import free_port
+from tailor_devcluster.processes import ManagedProcess, ProcessFailed, Supervisor, wait_until
+
+BRIDGE = "tailor0"
+# The bridge's address is the node's InternalIP (the kubelet refuses loopback) and the
+# pods' subnet; the CNI plugins hand out addresses from .10 up.
+NODE_IP = "10.244.0.1"
+POD_SUBNET = "10.244.0.0/24"
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+GPU_COUNT_LABEL = "nvidia.com/gpu.count"
+REAL_NODE_LABEL = "tailor.dev/real-node"
+CPU_SLOT_PRODUCT = "tailor-cpu-slot"
+RECORD_FILE = "host-record.json"
+# Unix sockets take paths of at most 107 bytes, which a state folder deep in a test's
+# temporary directory exceeds: containerd's state (its sockets, its shims') and the
+# kubelet's root (pod-resources, device plugins) live at their usual short paths,
+# which the machine must not be using already (they are removed at stop).
+CONTAINERD_STATE = Path("/run/containerd")
+KUBELET_ROOT = Path("/var/lib/kubelet")
+
+
+@dataclass(frozen=True)
+class RealNodeSpec:
+    name: str = "tailor-node-0"
+    gpu_slots: int = 2  # CPU-backed "GPU" slots, advertised as nvidia.com/gpu
+    product: str = CPU_SLOT_PRODUCT
+
+
+@dataclass
+class RealNode:
+    spec: RealNodeSpec
+    state_dir: Path
+    binaries: NodeBinaries
+    record: HostRecord
+    holder: ManagedProcess
+    namespace_pid: int  # the first process inside the namespace
+    ready_seconds: float = 0.0
+
+    @property
+    def socket(self) -> Path:
+        return CONTAINERD_STATE / "containerd.sock"
+
+    def ctr(self, *args: str, timeout: float = 300) -> "subprocess.CompletedProcess[str]":
+        """ctr in the node's namespaces, on the kubelet's (k8s.io) containerd namespace."""
+        argv = [
+            *self.enter(),
+            str(self.binaries.ctr),
+            f"--address={self.socket}",
+            "--namespace=k8s.io",
+            *args,
+        ]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=True)
+
+    def enter(self) -> list[str]:
+        """The argv prefix that runs a command in the node's mount and PID namespace."""
+        return ["nsenter", f"--target={self.namespace_pid}", "--mount", "--pid", "--"]
+
+    def load_image(self, archive: Path) -> None:
+        self.ctr("images", "import", "--no-unpack=false", str(archive))
+
+
+def record_path(state_dir: Path) -> Path:
+    return state_dir / RECORD_FILE
+
+
+def restore_host(state_dir: Path) -> list[str]:
+    """Restores what a node under `state_dir` changed, if it left a record; returns
+    what could not be restored. Used when its supervisor could not (it was killed)."""
+    path = record_path(state_dir)
+    if not path.is_file():
+        return []
+    left = HostRecord.load(path).restore()
+    if not left:
+        path.unlink()
+    return left
+
+
+def _cgroup_name(spec: RealNodeSpec) -> str:
+    return f"tailor-{spec.name}"
+
+
+def _create_bridge() -> None:
+    subprocess.run(["ip", "link", "add", BRIDGE, "type", "bridge"], check=True)
+    subprocess.run(["ip", "addr", "add", f"{NODE_IP}/24", "dev", BRIDGE], check=True)
+    subprocess.run(["ip", "link", "set", BRIDGE, "up"], check=True)
+
+
+def _create_cgroups(name: str) -> None:
+    """The kubelet's cgroupRoot must exist in every v1 hierarchy before it starts."""
+    for hierarchy in cgroup_hierarchies():
+        path = hierarchy / name
+        path.mkdir(exist_ok=True)
+        # A new cpuset is empty: it needs its parent's CPUs and memory nodes.
+        for setting in ("cpuset.cpus", "cpuset.mems"):
+            if (path / setting).exists() and not (path / setting).read_text().strip():
+                (path / setting).write_text((hierarchy / setting).read_text())
+
+
+def write_cni_config(state: Path) -> Path:
+    conf_dir = state / "cni" / "net.d"
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    conflist = {
+        "cniVersion": "1.0.0",
+        "name": "tailor",
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": BRIDGE,
+                # The bridge is ours (with the node IP); no gateway, no masquerade, so
+                # net.ipv4.ip_forward stays as it was.
+                "isGateway": False,
+                "ipMasq": False,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": POD_SUBNET, "rangeStart": "10.244.0.10"}]],
+                    "dataDir": str(state / "cni" / "ipam"),
+                },
+            },
+            {"type": "portmap", "capabilities": {"portMappings": True}},
+        ],
+    }
+    (conf_dir / "10-tailor.conflist").write_text(json.dumps(conflist, indent=2) + "\n")
+    return conf_dir
+
+
+def write_containerd_config(state: Path, binaries: NodeBinaries, cni_conf: Path) -> Path:
+    root = state / "containerd"
+    root.mkdir(parents=True, exist_ok=True)
+    config = f"""\
+version = 4
+root = "{root / "root"}"
+state = "{CONTAINERD_STATE}"
+
+[grpc]
+
+[plugins.'io.containerd.server.v1.grpc']
+  address = "{CONTAINERD_STATE / "containerd.sock"}"
+
+[plugins.'io.containerd.nri.v1.nri']
+  disable = true
+
+[plugins.'io.containerd.cri.v1.images']
+  # Nothing can be pulled here: every image is imported, the pause image included.
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = "{PAUSE_IMAGE}"
+
+[plugins.'io.containerd.cri.v1.runtime']
+  # No CAP_SYS_RESOURCE here: containers may not get a lower oom_score_adj than ours.
+  restrict_oom_score_adj = true
+  [plugins.'io.containerd.cri.v1.runtime'.cni]
+    bin_dirs = ["{binaries.cni_dir}"]
+    conf_dir = "{cni_conf}"
+"""
+    # `[grpc]` above is a v1 leftover some versions warn about: drop it.
+    config = config.replace("[grpc]\n\n", "")
+    path = root / "config.toml"
+    path.write_text(config)
+    return path
+
+
+def write_kubelet_config(state: Path, plane: ControlPlane, spec: RealNodeSpec) -> Path:
+    config = {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        # The 1.37 kubelet refuses cgroup v1 unless told; this machine has only v1.
+        "failCgroupV1": False,
+        "cgroupDriver": "cgroupfs",
+        "cgroupRoot": f"/{_cgroup_name(spec)}",
+        "containerRuntimeEndpoint": f"unix://{CONTAINERD_STATE / 'containerd.sock'}",
+        "address": NODE_IP,
+        "port": free_port(),
+        "readOnlyPort": 0,
+        "healthzBindAddress": "127.0.0.1",
+        "healthzPort": free_port(),
+        "resolvConf": "",
+        # Nothing could be pulled again: never collect images.
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": True},
+            "x509": {"clientCAFile": str(plane.pki.ca_cert)},
+        },
+        "authorization": {"mode": "Webhook"},
+        "failSwapOn": False,
+        "podLogsDir": str(state / "pod-logs"),
+        # A shared development machine: evict for nothing but a near-full disk.
+        "evictionHard": {
+            "memory.available": "50Mi",
+            "nodefs.available": "2%",
+            "imagefs.available": "2%",
+        },
+        "maxPods": 30,
+        "rotateCertificates": False,
+        "serverTLSBootstrap": False,
+    }
+    path = state / "kubelet.yaml"
+    path.write_text(json.dumps(config, indent=2) + "\n")
+    return path
+
+
+def _node_ready(core: client.CoreV1Api, name: str) -> bool:
+    conditions = core.read_node(name).status.conditions or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+def _namespace_pid(holder: ManagedProcess) -> int:
+    """The pid of unshare's child: the namespace's first process."""
+    children = Path(f"/proc/{holder.popen.pid}/task/{holder.popen.pid}/children")
+    text = children.read_text().split()
+    if not text:
+        raise ProcessFailed("unshare has not started its child yet")
+    return int(text[0])
+
+
+def start_real_node(
+    supervisor: Supervisor,
+    plane: ControlPlane,
+    core: client.CoreV1Api,
+    state: Path,
+    spec: RealNodeSpec,
+    images: list[Path],
+) -> RealNode:
+    """Starts containerd and the kubelet, imports `images` (docker-archives, the pause
+    image first), waits for the Node to be Ready and advertises its "GPU" slots."""
+    if os.geteuid() != 0:
+        raise ProcessFailed("a real node needs root (containerd, runc, cgroups, a bridge)")
+    began = time.monotonic()
+    binaries = NodeBinaries.locate()
+    state.mkdir(parents=True, exist_ok=True)
+    record = HostRecord.take(_cgroup_name(spec), BRIDGE)
+    if Path("/sys/class/net", BRIDGE).exists():
+        raise ProcessFailed(f"network link {BRIDGE} exists: is another real node running?")
+    for path in (CONTAINERD_STATE, KUBELET_ROOT):
+        if path.exists():
+            raise ProcessFailed(f"{path} exists: is a containerd or a kubelet running here?")
+    record.save(record_path(state))
+    try:
+        return _start(supervisor, plane, core, state, spec, images, binaries, record, began)
+    except BaseException:
+        # Whatever got started goes, and the machine is put back, before the error.
+        for process in reversed(list(supervisor.processes)):
+            if process.name.startswith(f"{spec.name}-"):
+                supervisor.stop(process, grace_seconds=1)
+        time.sleep(0.5)
+        record.restore()
+        record_path(state).unlink(missing_ok=True)
+        raise
+
+
+def _start(
+    supervisor: Supervisor,
+    plane: ControlPlane,
+    core: client.CoreV1Api,
+    state: Path,
+    spec: RealNodeSpec,
+    images: list[Path],
+    binaries: NodeBinaries,
+    record: HostRecord,
+    began: float,
+) -> RealNode:
+    _create_bridge()
+    _create_cgroups(_cgroup_name(spec))
+    cni_conf = write_cni_config(state)
+    containerd_config = write_containerd_config(state, binaries, cni_conf)
+
+    # The namespace: its first process does nothing but hold it; when it dies (it dies
+    # with unshare, which dies with us) the kernel kills everything inside.
+    holder = supervisor.start(
+        f"{spec.name}-namespace",
+        [
+            "unshare",
+            "--mount",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--propagation=private",
+            "--mount-proc",
+            "sleep",
+            "infinity",
+        ],
+    )
+    wait_until("the node's namespace", lambda: _namespace_pid(holder) > 0, 10, [holder])
+    node = RealNode(spec, state, binaries, record, holder, _namespace_pid(holder))
+    path_env = {"PATH": f"{binaries.search_path()}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+    containerd = supervisor.start(
+        f"{spec.name}-containerd",
+        [*node.enter(), str(binaries.containerd), f"--config={containerd_config}"],
+        env=path_env,
+    )
+    wait_until(
+        "containerd's socket",
+        lambda: node.socket.is_socket() and node.ctr("version", timeout=10).returncode == 0,
+        60,
+        [containerd, holder],
+        interval=0.5,
+    )
+    for archive in images:
+        node.load_image(archive)
+
+    cert, key = state / "pki" / "kubelet-client.crt", state / "pki" / "kubelet-client.key"
+    issue_client_cert(plane.pki, cert, key, f"system:node:{spec.name}", "system:nodes")
+    kubeconfig = state / "kubelet.kubeconfig"
+    write_kubeconfig(kubeconfig, plane.server, plane.pki, f"system:node:{spec.name}", cert, key)
+    labels = {
+        REAL_NODE_LABEL: "true",
+        GPU_PRODUCT_LABEL: spec.product,
+        GPU_COUNT_LABEL: str(spec.gpu_slots),
+    }
+    kubelet = supervisor.start(
+        f"{spec.name}-kubelet",
+        [
+            *node.enter(),
+            str(binaries.kubelet),
+            f"--config={write_kubelet_config(state, plane, spec)}",
+            f"--kubeconfig={kubeconfig}",
+            f"--cert-dir={state / 'kubelet-pki'}",
+            f"--root-dir={KUBELET_ROOT}",
+            f"--hostname-override={spec.name}",
+            f"--node-ip={NODE_IP}",
+            f"--node-labels={','.join(f'{k}={v}' for k, v in labels.items())}",
+            "--v=1",
+        ],
+        env=path_env,
+    )
+    wait_until(
+        f"real node {spec.name} Ready",
+        lambda: _node_ready(core, spec.name),
+        120,
+        [kubelet, containerd, holder],
+        interval=0.5,
+    )
+    # Extended resources are advertised through the node status (what a device plugin
+    # would report); the kubelet keeps them across its own status updates.
+    core.patch_node_status(spec.name, {"status": {"capacity": {GPU_RESOURCE: str(spec.gpu_slots)}}})
+    wait_until(
+        f"{GPU_RESOURCE} allocatable on {spec.name}",
+        lambda: (
+            (core.read_node(spec.name).status.allocatable or {}).get(GPU_RESOURCE)
+            == str(spec.gpu_slots)
+        ),
+        30,
+        [kubelet],
+    )
+    node.ready_seconds = time.monotonic() - began
+    return node
+
+
+def stop_real_node(supervisor: Supervisor, node: RealNode) -> list[str]:
+    """Kills everything in the node's namespace, then restores the machine; returns
+    what could not be restored (empty when all went back)."""
+    # SIGKILL to the namespace's first process: the kernel kills every process in the
+    # namespace (kubelet, containerd, shims, containers); nsenter and unshare, outside
+    # it, exit with their children.
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(node.namespace_pid, signal.SIGKILL)
+    for process in reversed(list(supervisor.processes)):
+        if process.name.startswith(f"{node.spec.name}-"):
+            supervisor.stop(process, grace_seconds=5)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and Path(f"/proc/{node.namespace_pid}").exists():
+        time.sleep(0.1)
+    left = node.record.restore()
+    if not left:
+        record_path(node.state_dir).unlink(missing_ok=True)
+    return left

@@ -1,0 +1,51 @@
+"""A real node (containerd, runc, the kubelet) for the tests only it can answer.
+
+Opt-in: it needs root, writes machine-wide state (restored at the end) and builds
+images, so these tests run when asked for (`make test-real-node`, which sets
+TAILOR_REAL_NODE_TESTS=1) and are skipped otherwise.
+"""
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from tailor_devcluster.cluster import ClusterSettings, LocalCluster
+
+REAL_NODE = "tailor-node-0"
+
+
+def real_node_tests_enabled() -> None:
+    if os.environ.get("TAILOR_REAL_NODE_TESTS") != "1":
+        pytest.skip("real-node tests are opt-in: make test-real-node (TAILOR_REAL_NODE_TESTS=1)")
+    if os.geteuid() != 0:
+        pytest.skip("a real node needs root")
+
+
+@pytest.fixture(scope="module")
+def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """The control plane with one real node (`REAL_NODE`) and no kwok nodes."""
+    real_node_tests_enabled()
+    state: Path = tmp_path_factory.mktemp("realnode")
+    settings = ClusterSettings(
+        state_dir=state, gpu_nodes=0, minio=False, prometheus=False, real_nodes=1
+    )
+    with LocalCluster(settings) as cluster:
+        yield cluster
+    assert cluster.host_left == []
+
+
+@pytest.fixture
+def real_core(real_cluster: LocalCluster) -> client.CoreV1Api:
+    return client.CoreV1Api(real_cluster.api_client())
+
+
+@pytest.fixture
+def real_namespace(real_cluster: LocalCluster, real_core: client.CoreV1Api) -> Iterator[str]:
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    real_cluster.create_namespace(name)
+    yield name
+    real_core.delete_namespace(name)
