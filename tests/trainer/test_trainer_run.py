@@ -118,9 +118,10 @@ def test_the_attempt_stops_itself_within_its_allowance(tmp_path, termination_log
 
     assert code == ExitCode.SUCCESS, result.reason
     assert result.stopped_by == "allowance"
-    # It used its allowance (how many steps that buys depends on the machine's load).
+    # It trained until the allowance stopped it (how many steps that buys depends on the
+    # machine's load; the reserve kept for the last evaluation and checkpoint is measured).
     assert 1 <= result.steps < 10_000 * 6
-    assert 14 * 0.5 <= result.gpu_seconds <= 14
+    assert 14 * 0.25 <= result.gpu_seconds <= 14
     assert result.gpu_seconds == pytest.approx(2 * result.wall_seconds, rel=0.01)
     assert wall < 7 + 1  # 14 calibrated seconds at factor 2, plus the test's own overhead
     assert "top1_accuracy" in result.metrics  # evaluated before stopping
