@@ -89,11 +89,7 @@ class Attempt:
                 should_stop=lambda: single and self.stop.requested,
             )
             if found is None:
-                uri = self.save()
-                raise Interrupted(
-                    f"stopped by {self.stop.signal_name} during evaluation at step "
-                    f"{books.step}; checkpoint {uri}"
-                )
+                raise self._interrupted_evaluation()
             scored = detection_metrics(found, len(trial.dataset.classes))
             books.metrics, books.confusion_matrix = scored.metrics, []
             books.per_class_ap = scored.per_class_ap
@@ -112,11 +108,7 @@ class Attempt:
                 should_stop=lambda: single and self.stop.requested,
             )
             if probabilities is None:
-                uri = self.save()
-                raise Interrupted(
-                    f"stopped by {self.stop.signal_name} during evaluation at step "
-                    f"{books.step}; checkpoint {uri}"
-                )
+                raise self._interrupted_evaluation()
             self._record(probabilities, targets)
         barrier(trial.world)
         books.evaluated_at = books.step
@@ -260,6 +252,14 @@ class Attempt:
         if recipe == "probe_finetune" and books.step == 0:
             return f"stopped at the GPU-second allowance after {probe}"
         return f"stopped at the GPU-second allowance after {books.step} steps"
+
+    def _interrupted_evaluation(self) -> Interrupted:
+        """A signal stopped an evaluation: checkpoint, and say where it stood."""
+        uri = self.save()
+        return Interrupted(
+            f"stopped by {self.stop.signal_name} during evaluation at step "
+            f"{self.trial.books.step}; checkpoint {uri}"
+        )
 
     def _keep_if_best(self) -> None:
         trial, books = self.trial, self.trial.books

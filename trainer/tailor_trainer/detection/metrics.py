@@ -45,35 +45,33 @@ def _xywh(box: np.ndarray) -> list[float]:
     return [x1, y1, x2 - x1, y2 - y1]
 
 
+def _annotation(
+    number: int, image: int, label: object, box: np.ndarray, **extra: object
+) -> dict[str, object]:
+    """One COCO annotation (truth or detection) of an x1y1x2y2 box."""
+    xywh = _xywh(box)
+    return {
+        "id": number,
+        "image_id": image,
+        "category_id": int(label),  # type: ignore[call-overload]
+        "bbox": xywh,
+        "area": xywh[2] * xywh[3],
+        **extra,
+    }
+
+
 def _coco(images: list[ImageBoxes], classes: int) -> tuple[COCO, COCO]:
     truth: list[dict[str, object]] = []
     found: list[dict[str, object]] = []
     for index, image in enumerate(images):
         crowd = image.true_crowd if len(image.true_crowd) else np.zeros(len(image.true_labels))
         for box, label, is_crowd in zip(image.true_boxes, image.true_labels, crowd, strict=True):
-            xywh = _xywh(box)
             truth.append(
-                {
-                    "id": len(truth) + 1,
-                    "image_id": index,
-                    "category_id": int(label),
-                    "bbox": xywh,
-                    "area": xywh[2] * xywh[3],
-                    "iscrowd": int(bool(is_crowd)),
-                }
+                _annotation(len(truth) + 1, index, label, box, iscrowd=int(bool(is_crowd)))
             )
         for box, score, label in zip(image.boxes, image.scores, image.labels, strict=True):
-            xywh = _xywh(box)
             found.append(
-                {
-                    "id": len(found) + 1,
-                    "image_id": index,
-                    "category_id": int(label),
-                    "bbox": xywh,
-                    "area": xywh[2] * xywh[3],
-                    "iscrowd": 0,
-                    "score": float(score),
-                }
+                _annotation(len(found) + 1, index, label, box, iscrowd=0, score=float(score))
             )
     meta = {
         "images": [{"id": i} for i in range(len(images))],
