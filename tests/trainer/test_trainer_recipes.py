@@ -29,6 +29,7 @@ from tailor_trainer.cli import main
 from tailor_trainer.distributed import World
 from tailor_trainer.errors import ConfigError
 from tailor_trainer.evaluate import predict, score
+from tailor_trainer.metrics import Evaluation
 from tailor_trainer.model import create_model
 from tailor_trainer.optim import create_optimizer, create_scheduler
 from tailor_trainer.probe import fit_linear_probe
@@ -366,6 +367,28 @@ def test_the_reported_metrics_are_those_of_the_exported_weights(
     assert result.metrics == document["best"]["metrics"]
     card = json.loads((tmp_path / "out" / "export" / "attempt-1" / "model_card.json").read_text())
     assert card["metrics"] == result.metrics
+
+
+def test_a_better_score_the_evaluation_split_cannot_resolve_does_not_replace_a_lower_loss(
+    tmp_path, dataset, catalogued, termination_log, monkeypatch
+):
+    """Scripted evaluations on the 32 evaluation images: 0.90 then 0.875 is one image
+    apart (a close call, the lower loss is kept); 0.75 afterwards is clearly worse,
+    however low its loss. Keeping the highest accuracy would keep the 0.90."""
+    script = iter([(0.75, 1.1), (0.90, 0.84), (0.875, 0.50)])
+
+    def scripted(*_: Any) -> Evaluation:
+        top1, loss = next(script, (0.75, 0.30))
+        return Evaluation({"top1_accuracy": top1, "log_loss": loss})
+
+    monkeypatch.setattr(run_module, "score", scripted)
+    hyperparameters = {"recipe": "probe_finetune", "max_steps": 9, "eval_every_epochs": 0.4}
+    config = _config(tmp_path, dataset, catalogued, hyperparameters=hyperparameters)
+    code, result = _run(config, termination_log)
+    assert code == ExitCode.SUCCESS, result.reason
+    document = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert document["last_evaluation"]["metrics"]["top1_accuracy"] == 0.75  # all were run
+    assert result.metrics == {"top1_accuracy": 0.875, "log_loss": 0.50}
 
 
 def test_fine_tuning_after_the_probe_keeps_the_pretrained_norm_statistics(

@@ -8,7 +8,7 @@ vision-evaluation's evaluators on the same predictions. Conventions kept from it
 - ECE uses 15 equal-width bins of top-1 confidence, each bin (lower, upper].
 `log_loss` (mean negative log-likelihood of the truth, probabilities floored at 1e-12)
 is Tailor's own: on a small evaluation split accuracy moves in steps of 1/n, and the
-loss breaks its ties (tailor_contract.metrics.rank_key).
+loss decides the close calls (tailor_contract.metrics.Selection).
 """
 
 import itertools

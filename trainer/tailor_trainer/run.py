@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from tailor_contract import ExitCode, Hyperparameters, TrialConfig
-from tailor_contract.metrics import rank_key
+from tailor_contract.metrics import Selection
 from tailor_trainer import checkpoint, ownership
 from tailor_trainer.allowance import Allowance, Reserve, export_estimate
 from tailor_trainer.config import hyperparameters_of, load_trial_config, metrics_port_of
@@ -268,11 +268,13 @@ class Attempt:
             return
         task, metric = trial.config.task, trial.primary_metric
         if books.best_value is not None:
-            # Equal accuracy (common on a small evaluation split): the lower loss wins.
+            # One weights file is kept, so the rule decides between it and this one: a
+            # difference the evaluation split cannot resolve goes to the lower log loss.
             best = (
                 books.best_metrics if metric in books.best_metrics else {metric: books.best_value}
             )
-            if rank_key(task, metric, books.metrics) <= rank_key(task, metric, best):
+            held = len(trial.dataset.evaluation)
+            if Selection.of(task, metric, held).best([best, books.metrics]) == 0:
                 return
         books.best_value, books.best_step = value, books.step
         books.best_metrics = dict(books.metrics)

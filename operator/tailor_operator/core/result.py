@@ -9,7 +9,8 @@ A job whose trials delivered nothing fails, saying what it was charged.
 """
 
 from tailor_contract import PRIMARY_METRIC
-from tailor_contract.metrics import direction, rank_key
+from tailor_contract.cost import split_images
+from tailor_contract.metrics import Selection, direction
 from tailor_operator.core.draft import Draft
 from tailor_operator.core.ledger import hours
 from tailor_operator.core.retries import RETRIED
@@ -50,14 +51,22 @@ def primary_metric(draft: Draft) -> str:
 
 
 def best_trial(draft: Draft, candidates: list[TrialStatus]) -> TrialStatus:
-    """The best of `candidates` by the primary metric in its known direction, ties to the
-    lower log loss; the first one when none is scored (or the direction is unknown)."""
+    """The best of `candidates` by the primary metric in its known direction, a
+    difference the evaluation split cannot resolve going to the lower log loss
+    (tailor_contract.metrics.Selection); the first one when none is scored (or the
+    direction is unknown)."""
     task, metric = draft.job.spec.task, primary_metric(draft)
     scored = [t for t in candidates if metric in t.metrics]
     if not scored or direction(task, metric) is None:
         return candidates[0]
-    # Ties of the metric (small evaluation splits) go to the lower log loss.
-    return max(scored, key=lambda t: rank_key(task, metric, t.metrics))
+    return scored[selection(draft, metric).best([t.metrics for t in scored])]
+
+
+def selection(draft: Draft, metric: str) -> Selection:
+    """The job's rule for the best: its task, metric and evaluation split's size."""
+    dataset = draft.status.validation.dataset
+    held = split_images(dataset.facts())[1] if dataset is not None else None
+    return Selection.of(draft.job.spec.task, metric, held)
 
 
 def _succeed(draft: Draft, candidates: list[TrialStatus], stop: StopReason) -> None:

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from tailor_contract import AttemptResult, ExitCode
+from tailor_contract import AttemptResult, DatasetFacts, ExitCode
 from tailor_operator.core.status import Billing, JobPhase, Outcome, TrialState
 from tests.unit.operator.factories import POLICY
 from tests.unit.operator.sim import Sim
@@ -155,6 +155,46 @@ def test_a_metric_to_minimise_picks_the_lowest() -> None:
     sim.step(101)
     assert sim.status.best_trial is not None
     assert (sim.status.best_trial.name, sim.status.best_trial.value) == ("t0", 0.05)
+
+
+@pytest.mark.parametrize(("images", "chosen"), [(100, "t1"), (1200, "t0")])
+def test_a_difference_the_evaluation_split_cannot_resolve_goes_to_the_lower_log_loss(
+    images: int, chosen: str
+) -> None:
+    """0.90 against 0.85 is one image of the 20 held out of 100 (a close call: the lower
+    log loss wins), and 12 images of the 240 held out of 1,200 (the metric decides)."""
+    sim = Sim(
+        search={"trials": [{"model": "resnet18"}, {"model": "resnet34"}]},
+        resources={"maxParallelTrials": 2},
+    )
+    sim.step(0)
+    (validation,) = sim.pod_names("validate")
+    sim.run(validation, "gpu-a", 1)
+    facts = DatasetFacts(images=images, classes=10, mean_width=64, mean_height=64, digest="d")
+    sim.finish(
+        validation,
+        0,
+        5,
+        message=AttemptResult(exit="SUCCESS", dataset=facts).to_termination_message(),
+    )
+    sim.step(6)
+    names = [sim.pod_names("t0")[0], sim.pod_names("t1")[0]]
+    for name, (top1, loss) in zip(names, ((0.90, 0.84), (0.85, 0.52)), strict=True):
+        sim.run(name, "gpu-a", 10)
+        message = AttemptResult(
+            exit="SUCCESS",
+            metrics={"top1_accuracy": top1, "log_loss": loss},
+            primary_metric="top1_accuracy",
+            export_uri=f"s3://models/{name}/export/",
+            export_digest=f"sha256:{name}",
+        ).to_termination_message()
+        sim.finish(name, 0, 100, message=message)
+    sim.step(101)
+    assert sim.status.best_trial is not None
+    assert sim.status.best_trial.name == chosen
+    assert sim.status.model is not None
+    trial = next(t for t in sim.status.trials if t.name == chosen)
+    assert sim.status.model.uri == trial.export_uri
 
 
 def test_equal_accuracy_goes_to_the_lower_log_loss() -> None:

@@ -5,12 +5,11 @@ A trial's k-th charged attempt ends its rung k: waived attempts are retries of t
 same rung, never results, so a retried attempt cannot count twice.
 """
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from tailor_contract.metrics import TIEBREAK
+from tailor_contract.metrics import TIEBREAK, Selection
 from tailor_operator.core.ledger import DID_THE_WORK as SCORED
 from tailor_operator.core.search.rungs import Ladder
 from tailor_operator.core.status import Billing, TrialState, TrialStatus
@@ -28,11 +27,10 @@ class RungResult:
     gain: float | None  # score over the same trial's previous rung (+ is better)
     loss: float | None = None  # its log loss: breaks ties of the metric (TIEBREAK)
 
-    def key(self, sign: float) -> tuple[float, float]:
-        """Larger is better: the metric in its direction, then the lower log loss
-        (tailor_contract.metrics.rank_key, for rung results)."""
-        loss = -self.loss if self.loss is not None else -math.inf
-        return sign * (self.value or 0.0), loss
+    def scores(self, metric: str) -> dict[str, float]:
+        """What Selection ranks it by: the metric, and the log loss for close calls."""
+        found = {metric: self.value or 0.0}
+        return found | ({TIEBREAK: self.loss} if self.loss is not None else {})
 
 
 @dataclass(frozen=True)
@@ -96,7 +94,7 @@ def history(standings: Sequence[Standing]) -> list[RungResult]:
 def promotable(
     standings: Sequence[Standing],
     ladder: Ladder,
-    sign: float,
+    selection: Selection,
     capped: Callable[[Standing], bool],
 ) -> Iterator[tuple[Standing, int]]:
     """(trial, next rung) for each trial in the top 1/ETA of its rung not yet promoted,
@@ -104,20 +102,19 @@ def promotable(
     for rung in range(ladder.top - 1, -1, -1):
         reached = [s for s in standings if s.rungs_done > rung]
         quota = ladder.promotions_at(len(reached))
-        scored = [s for s in reached if s.results[rung].value is not None]
-        ranked = sorted(scored, key=lambda s: (_negated(s.results[rung].key(sign)), s.index))
+        scored = sorted(
+            (s for s in reached if s.results[rung].value is not None), key=lambda s: s.index
+        )
+        order = selection.order([s.results[rung].scores(selection.metric) for s in scored])
+        ranked = [scored[i] for i in order]
         for candidate in ranked[:quota]:
             if candidate.rungs_done == rung + 1 and candidate.promotable and not capped(candidate):
                 yield candidate, rung + 1
 
 
-def best(standings: Sequence[Standing], sign: float) -> Standing | None:
-    """The trial whose model would be exported now (its latest metric is the best)."""
-    finished = [s for s in standings if s.promotable]
+def best(standings: Sequence[Standing], selection: Selection) -> Standing | None:
+    """The trial whose model would be exported now (its latest result is the best)."""
+    finished = sorted((s for s in standings if s.promotable), key=lambda s: s.index)
     if not finished:
         return None
-    return max(finished, key=lambda s: (*s.results[-1].key(sign), -s.index))
-
-
-def _negated(key: tuple[float, float]) -> tuple[float, float]:
-    return -key[0], -key[1]
+    return finished[selection.best([s.results[-1].scores(selection.metric) for s in finished])]

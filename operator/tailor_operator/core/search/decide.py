@@ -23,7 +23,7 @@ from tailor_contract.cost import (
     min_useful_epochs,
     split_images,
 )
-from tailor_contract.metrics import direction
+from tailor_contract.metrics import Selection, direction
 from tailor_operator.core.planner import PlannerDecision, PlannerView, Promotion, TrialProposal
 from tailor_operator.core.search import asha
 from tailor_operator.core.search.cost import CostEstimator, observations
@@ -108,6 +108,8 @@ class SearchRound:
         # result is picked by; the spec checks refused a goal that contradicts it.
         way = direction(view.spec.task, self.metric) if self.metric else None
         self.sign = -1.0 if way == "Minimize" else 1.0
+        # Which result is the best: the job's result is picked by the same rule.
+        self.selection = Selection(self.metric or "", self.sign, split_images(facts)[1])
         self.floor = reference_floor(facts, view.spec.task, self.metric)
         self.standings = [asha.standing(t, self.metric, self.sign) for t in view.trials]
         # The probe is a reference and a candidate, never a rung of the bracket.
@@ -173,7 +175,7 @@ class SearchRound:
             return self.space.probe()
         if index == first:
             return self.space.default()
-        leader = asha.best(self.bracket, self.sign)
+        leader = asha.best(self.bracket, self.selection)
         if leader is not None and rng.random() < EXPLOIT_SHARE:
             return self.space.neighbour(self._config_of(leader), rng)
         return self.space.sample(rng)
@@ -303,7 +305,7 @@ class SearchRound:
             return PlannerDecision(new_trials=proposals, done=done)
         promotions: list[Promotion] = []
         short = False  # something worth doing that the budget cannot pay for
-        for standing, rung in asha.promotable(self.bracket, ladder, self.sign, self._capped):
+        for standing, rung in asha.promotable(self.bracket, ladder, self.selection, self._capped):
             if slots <= 0:
                 break
             allowance = ladder.rungs[rung]
@@ -348,7 +350,7 @@ class SearchRound:
         still pays, else try one more configuration. False: nothing worth doing;
         True: something would be, but the budget cannot pay for it."""
         assert self.ladder is not None
-        leader = asha.best(self.bracket, self.sign)
+        leader = asha.best(self.bracket, self.selection)
         if leader is not None and not self._capped(leader):
             gain = leader.results[-1].gain
             if leader.rungs_done == 1 or (gain is not None and gain >= self.min_delta):
