@@ -6,7 +6,8 @@ trial (the best checkpoint's predictions on the evaluation split, the wrong imag
 
 from pathlib import Path
 
-from tailor_trainer.report.document import FIGURES_FOLDER, HTML_NAME, ReportData, compute
+from tailor_trainer.report.document import HTML_NAME, ReportData, compute
+from tailor_trainer.report.html import FIGURES_FOLDER
 from tailor_trainer.report.page import render
 
 __all__ = ["FIGURES_FOLDER", "HTML_NAME", "ReportData", "write_report"]
