@@ -1,0 +1,373 @@
+"""Detection: (a) the trainer's detection training step against a minimal torchvision
+loop on the same network, weights and batches, in this process; (b) mAP against budget:
+the real trainer (`tailor-train run`, a fixed recipe, stopped by its allowance) on
+generated digits (scikit-learn's real 8x8 scans pasted on canvases), its exported bundle
+scored through `predict`'s code on a held-out test split it never saw.
+
+(a) Ours: tailor_trainer's Detector (FCOS head and loss on a timm backbone + scaled
+FPN), its optimizer groups, scheduler and StepRunner, and the per-step duties of
+`run.Attempt` (loss read, divergence check, progress). Reference: torchvision's own
+`FCOS` class wrapped around deep copies of the same backbone, pyramid and head (so the
+first losses agree), torchvision's transform (resize to the same side, identity
+normalisation), AdamW and a sum of its three losses: the shortest correct loop.
+Rounds alternate so that other work on the machine hits both alike.
+
+(b) Seconds are the trainer's own allowance clock: on a CPU, wall seconds (on a GPU,
+wall x GPUs x factor), so other work on a shared machine shrinks what a budget buys.
+
+    .venv/bin/python bench/detection.py                      # about 8 min on 2 CPU cores
+    .venv/bin/python bench/detection.py --budgets 30 --skip-throughput   # about 1.5 min
+"""
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: tests' data
+
+from tailor_contract import AttemptResult, Hyperparameters
+from tailor_trainer.allowance import Allowance
+from tailor_trainer.cache import CachedReader
+from tailor_trainer.data import DataConfig
+from tailor_trainer.datasets import load_dataset
+from tailor_trainer.detection.data import DetectionImages, collate
+from tailor_trainer.detection.metrics import ImageBoxes, detection_metrics
+from tailor_trainer.detection.model import Detector
+from tailor_trainer.detection.predict import detect_objects, load_detection_model
+from tailor_trainer.distributed import World
+from tailor_trainer.divergence import DivergenceMonitor
+from tailor_trainer.loop import StepRunner, create_autocast, prepare_model
+from tailor_trainer.optim import create_optimizer, create_scheduler
+from tailor_trainer.progress import Progress
+from tailor_trainer.storage import Storage
+from tests.trainer.detection_data import write_digits
+
+CUDA = torch.cuda.is_available()
+DEVICE = torch.device("cuda" if CUDA else "cpu")
+Batch = tuple[torch.Tensor, list[dict[str, torch.Tensor]]]
+
+
+def _sync() -> None:
+    if CUDA:
+        torch.cuda.synchronize()
+
+
+def make_batches(folder: Path, count: int, batch: int, side: int, classes: int) -> list[Batch]:
+    """`count` training batches of generated digits through the trainer's own pipeline
+    (letterbox, flips, jitter), built once so both loops see the very same tensors."""
+    path = write_digits(
+        folder, "throughput", count * batch, classes=classes, seed=11, side=(side, side)
+    )
+    dataset = load_dataset(Storage(), path, path, "detection", 0.0, 0)
+    config = DataConfig(side, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), "bilinear", 1.0)
+    images = DetectionImages(
+        dataset.train, CachedReader(Storage(), None), config, training=True, strength=0.3
+    )
+    return [
+        collate([images[i] for i in range(start, start + batch)])
+        for start in range(0, count * batch, batch)
+    ]
+
+
+def trainer_rounds(detector: Detector, batches: list[Batch]) -> Callable[[int], float]:
+    hp = Hyperparameters(batch_size=len(batches[0][1]), lr=1e-3, max_steps=1_000_000)
+    world = World(rank=0, local_rank=0, size=1, device=DEVICE)
+    model = prepare_model(detector, world, hp)
+    optimizer = create_optimizer(detector, hp)
+    autocast = create_autocast(DEVICE, hp)
+    detector.autocast = autocast  # as build_trial does: its convolutions only
+    runner = StepRunner(
+        model,
+        optimizer,
+        create_scheduler(optimizer, hp, 1_000_000),
+        None,
+        DEVICE,
+        autocast,
+        CUDA and hp.channels_last,
+        hp.grad_clip,
+    )
+    monitor = DivergenceMonitor(None, hp.divergence_patience_steps)
+    progress = Progress(Allowance(1e9, 1, 1.0, time.monotonic()), 10**6, 10**9, 0, False)
+    sync_every = 5 if CUDA else 1  # as tailor_trainer.run.Attempt
+    step = 0
+
+    def run(steps: int) -> float:
+        nonlocal step
+        pending: list[torch.Tensor] = []
+        _sync()
+        started = time.perf_counter()
+        for _ in range(steps):
+            images, targets = batches[step % len(batches)]
+            pending.append(runner(images, targets))
+            step += 1
+            if step % sync_every == 0:
+                losses = torch.stack(pending).float().cpu().tolist()
+                for loss in losses:
+                    monitor.update(loss, step)
+                progress.step(step, 0.0, losses[-1], runner.lr, len(images) * len(pending))
+                pending = []
+        _sync()
+        return time.perf_counter() - started
+
+    return run
+
+
+class _Pyramid(torch.nn.Module):
+    """Backbone + FPN as torchvision's detectors want them: images in, levels out."""
+
+    def __init__(self, detector: Detector) -> None:
+        super().__init__()
+        self.backbone = copy.deepcopy(detector.backbone)
+        self.fpn = copy.deepcopy(detector.fpn)
+        self.indices = detector.indices
+        self.out_channels = detector.fpn.layer_blocks[0][0].out_channels
+
+    def forward(self, images: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+        levels = self.backbone.forward_intermediates(  # type: ignore[operator]
+            images, indices=self.indices, intermediates_only=True
+        )
+        result: OrderedDict[str, torch.Tensor] = self.fpn(
+            OrderedDict((str(i), x) for i, x in enumerate(levels))
+        )
+        return result
+
+
+def reference_model(detector: Detector, side: int) -> torch.nn.Module:
+    from torchvision.models.detection import FCOS
+
+    model: torch.nn.Module = FCOS(
+        _Pyramid(detector),
+        detector.num_classes,
+        min_size=side,
+        max_size=side,
+        image_mean=[0.0, 0.0, 0.0],  # the batches are normalised already
+        image_std=[1.0, 1.0, 1.0],
+        head=copy.deepcopy(detector.head),
+    )
+    return model
+
+
+def reference_rounds(model: torch.nn.Module, batches: list[Batch]) -> Callable[[int], float]:
+    """The shortest correct torchvision loop: FCOS(images, targets), summed losses,
+    AdamW. On CUDA, bf16 autocast around the whole forward, as a plain loop would."""
+    model = model.to(DEVICE).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+    step = 0
+
+    def run(steps: int) -> float:
+        nonlocal step
+        _sync()
+        started = time.perf_counter()
+        for _ in range(steps):
+            images, targets = batches[step % len(batches)]
+            step += 1
+            inputs = list(images.to(DEVICE))
+            wanted = [
+                {"boxes": t["boxes"].to(DEVICE), "labels": t["labels"].to(DEVICE)} for t in targets
+            ]
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=CUDA):
+                losses = model(inputs, wanted)
+            loss: torch.Tensor = sum(losses.values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            optimizer.step()
+            float(loss.detach())  # read every step, as a plain loop prints it
+        _sync()
+        return time.perf_counter() - started
+
+    return run
+
+
+def first_losses(
+    detector: Detector, reference: torch.nn.Module, batch: Batch
+) -> tuple[float, float]:
+    images, targets = batch
+    with torch.no_grad():
+        ours = float(
+            detector(images.to(DEVICE), [{k: v.to(DEVICE) for k, v in t.items()} for t in targets])
+        )
+        wanted = [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
+        theirs = reference.to(DEVICE)(list(images.to(DEVICE)), wanted)
+    return ours, float(sum(theirs.values()))
+
+
+def throughput(args: argparse.Namespace, folder: Path) -> None:
+    batches = make_batches(folder, 4, args.batch, args.side, args.classes)
+    device = torch.cuda.get_device_name() if CUDA else f"CPU, {torch.get_num_threads()} thread(s)"
+    print(f"(a) training step, {device}, {'bf16' if CUDA else 'fp32'}, batch {args.batch}:")
+    for name in args.models.split(","):
+        torch.manual_seed(0)
+        detector = Detector(name, args.classes)
+        detector.prune_backbone()
+        detector.to(DEVICE).train()
+        reference = reference_model(detector, args.side)
+        ours_loss, their_loss = first_losses(detector, reference, batches[0])
+        ours, theirs = trainer_rounds(detector, batches), reference_rounds(reference, batches)
+        ours(2)
+        theirs(2)  # warm-up
+        mine: list[float] = []
+        others: list[float] = []
+        for _ in range(args.rounds):
+            mine.append(args.batch * args.steps / ours(args.steps))
+            others.append(args.batch * args.steps / theirs(args.steps))
+        a, b = statistics.median(mine), statistics.median(others)
+        print(
+            f"  {name:>16} {args.side}px: trainer {a:7.2f} img/s  torchvision FCOS loop "
+            f"{b:7.2f} img/s  ratio {a / b:5.3f}  (median of {args.rounds} rounds of "
+            f"{args.steps} steps; first loss {ours_loss:.4f} vs {their_loss:.4f})"
+        )
+
+
+def _truth(document: dict[str, Any]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    found: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for image in document["images"]:
+        items = [a for a in document["annotations"] if a["image_id"] == image["id"]]
+        boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in items)])
+        labels = np.array([a["category_id"] - 1 for a in items], dtype=np.int64)
+        found[image["id"]] = (boxes.reshape(-1, 4).astype(np.float64), labels)
+    return found
+
+
+def test_map(bundle: Path, test_json: Path, classes: int) -> dict[str, float]:
+    """The exported model (ONNX, predict's own path: letterbox, dense output, the shared
+    NMS) on the held-out test split: scores from 0.05, up to 300 per image."""
+    config = (bundle / "config.json").read_text()
+    model = load_detection_model(
+        config, lambda name: (bundle / name).read_bytes(), str(bundle), "onnx"
+    )
+    document = json.loads(test_json.read_text())
+    truth = _truth(document)
+    cases = []
+    for image in document["images"]:
+        with Image.open(test_json.parent / image["file_name"]) as opened:
+            picture = opened.convert("RGB")
+        found = detect_objects(model, [(image["file_name"], picture)], 0.05, 300)[0].objects
+        index = {name: i for i, name in enumerate(model.classes)}
+        boxes, labels = truth[image["id"]]
+        cases.append(
+            ImageBoxes(
+                true_boxes=boxes,
+                true_labels=labels,
+                boxes=np.array([o.box for o in found], dtype=np.float64).reshape(-1, 4),
+                scores=np.array([o.confidence for o in found], dtype=np.float64),
+                labels=np.array([index[o.name] for o in found], dtype=np.int64),
+            )
+        )
+    return detection_metrics(cases, classes).metrics
+
+
+def train_once(args: argparse.Namespace, data: Path, budget: float, out: Path) -> AttemptResult:
+    config = {
+        "job": "bench/detection",
+        "job_uid": "uid-bench-detection",
+        "trial": f"budget-{budget:g}",
+        "attempt": 1,
+        "task": "detection",
+        "dataset": {"train": str(data / "train.json"), "evaluation": str(data / "eval.json")},
+        "model": args.train_model,
+        "hyperparameters": {
+            "batch_size": args.batch,
+            "input_size": args.side,
+            "workers": 0,
+            "augmentation": 0.3,
+            "lr": 2e-3,
+            "epochs": 10_000,  # the allowance stops it
+            "eval_every_epochs": 1.0,
+            "log_every_steps": 1_000,
+        },
+        "allowance_gpu_seconds": budget,
+        "calibration_factor": 1.0,
+        "gpus": 1 if CUDA else 0,
+        "output": str(out),
+        "export": True,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    path = out.parent / f"{out.name}.config.json"
+    path.write_text(json.dumps(config))
+    log = out.parent / f"{out.name}.result.json"
+    env = dict(os.environ, TAILOR_TERMINATION_LOG=str(log))
+    done = subprocess.run(
+        [sys.executable, "-m", "tailor_trainer.cli", "run", "--config", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    result = AttemptResult.model_validate_json(log.read_text())
+    if done.returncode != 0:
+        print(done.stderr[-3000:])
+        raise SystemExit(f"the trainer failed ({done.returncode}): {result.reason}")
+    return result
+
+
+def budgets(args: argparse.Namespace, folder: Path) -> None:
+    data = folder / "digits"
+    side = (args.side, args.side)
+    options = {"classes": args.classes, "side": side, "digit_px": args.digit_px}
+    write_digits(data, "train", args.train, seed=0, **options)
+    write_digits(data, "eval", args.eval, seed=1, **options)
+    test = Path(write_digits(data, "test", args.test, seed=2, **options))
+    print(
+        f"(b) mAP against budget: {args.train_model} from scratch, {args.classes} digit classes, "
+        f"{args.train} training / {args.eval} selection / {args.test} held-out test canvases "
+        f"of {args.side}px, batch {args.batch}"
+    )
+    print(
+        "  budget s  used s  steps  epochs  selection map  test map  test map_50  test map_30"
+        "  wall s"
+    )
+    for budget in (float(b) for b in args.budgets.split(",")):
+        started = time.monotonic()
+        out = folder / f"budget-{budget:g}"
+        result = train_once(args, data, budget, out)
+        assert result.export_uri is not None
+        scored = test_map(Path(result.export_uri), test, args.classes)
+        print(
+            f"  {budget:8.0f} {result.gpu_seconds:7.1f} {result.steps:6d} {result.epochs:7.1f}"
+            f"  {result.metrics.get('map', 0.0):13.4f}  {scored['map']:8.4f}"
+            f"  {scored['map_50']:11.4f}  {scored['map_30']:11.4f}"
+            f"  {time.monotonic() - started:6.0f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="resnet50" if CUDA else "test_resnet,resnet18")
+    parser.add_argument("--side", type=int, default=512 if CUDA else 128)
+    parser.add_argument("--batch", type=int, default=16 if CUDA else 8)
+    parser.add_argument("--classes", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=10 if CUDA else 2)
+    parser.add_argument("--rounds", type=int, default=5 if CUDA else 3)
+    parser.add_argument("--train-model", default="resnet18" if CUDA else "test_resnet")
+    parser.add_argument("--budgets", default="600,1800" if CUDA else "60,120,240")
+    parser.add_argument("--train", type=int, default=300)
+    parser.add_argument("--eval", type=int, default=50)
+    parser.add_argument("--test", type=int, default=100)
+    parser.add_argument("--digit-px", type=int, default=28)
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-budgets", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="detection-bench-") as scratch:
+        folder = Path(scratch)
+        if not args.skip_throughput:
+            throughput(args, folder)
+        if not args.skip_budgets:
+            budgets(args, folder)
+
+
+if __name__ == "__main__":
+    main()
