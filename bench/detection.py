@@ -1,22 +1,24 @@
 """Detection: (a) the trainer's detection training step against a minimal torchvision
 loop on the same network, weights and batches, in this process; (b) mAP against budget:
 the real trainer (`tailor-train run`, a fixed recipe, stopped by its allowance) on
-generated digits (scikit-learn's real 8x8 scans pasted on canvases), its exported bundle
-scored through `predict`'s code on a held-out test split it never saw.
+generated digits (scikit-learn's real 8x8 scans pasted on canvases, tests' generator),
+its best checkpoint scored through `predict`'s code on a held-out test split it never
+saw (`--export`: each run exports and its ONNX bundle is scored instead).
 
 (a) Ours: tailor_trainer's Detector (FCOS head and loss on a timm backbone + scaled
 FPN), its optimizer groups, scheduler and StepRunner, and the per-step duties of
 `run.Attempt` (loss read, divergence check, progress). Reference: torchvision's own
 `FCOS` class wrapped around deep copies of the same backbone, pyramid and head (so the
 first losses agree), torchvision's transform (resize to the same side, identity
-normalisation), AdamW and a sum of its three losses: the shortest correct loop.
-Rounds alternate so that other work on the machine hits both alike.
+normalisation), AdamW and a sum of its three losses: the shortest correct loop. Rounds
+alternate; on a CPU, one intra-op thread and its CPU-seconds are timed, so that other
+work on a shared machine moves the figures less.
 
 (b) Seconds are the trainer's own allowance clock: on a CPU, wall seconds (on a GPU,
 wall x GPUs x factor), so other work on a shared machine shrinks what a budget buys.
 
-    .venv/bin/python bench/detection.py                      # about 8 min on 2 CPU cores
-    .venv/bin/python bench/detection.py --budgets 30 --skip-throughput   # about 1.5 min
+    .venv/bin/python bench/detection.py                      # about 11 min on 2 CPU cores
+    .venv/bin/python bench/detection.py --budgets 60 --skip-throughput   # about 2 min
 """
 
 import argparse
@@ -36,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout: tests' data
 
@@ -45,9 +48,10 @@ from tailor_trainer.cache import CachedReader
 from tailor_trainer.data import DataConfig
 from tailor_trainer.datasets import load_dataset
 from tailor_trainer.detection.data import DetectionImages, collate
+from tailor_trainer.detection.export import detector_of, load_detector
 from tailor_trainer.detection.metrics import ImageBoxes, detection_metrics
 from tailor_trainer.detection.model import Detector
-from tailor_trainer.detection.predict import detect_objects, load_detection_model
+from tailor_trainer.detection.predict import DetectionModel, detect_objects, load_detection_model
 from tailor_trainer.distributed import World
 from tailor_trainer.divergence import DivergenceMonitor
 from tailor_trainer.loop import StepRunner, create_autocast, prepare_model
@@ -64,6 +68,12 @@ Batch = tuple[torch.Tensor, list[dict[str, torch.Tensor]]]
 def _sync() -> None:
     if CUDA:
         torch.cuda.synchronize()
+
+
+def _clock() -> float:
+    """CUDA: wall seconds. CPU: this thread's CPU seconds (torch runs one intra-op thread
+    here), which other work on a shared machine moves far less than wall time."""
+    return time.perf_counter() if CUDA else time.thread_time()
 
 
 def make_batches(folder: Path, count: int, batch: int, side: int, classes: int) -> list[Batch]:
@@ -109,7 +119,7 @@ def trainer_rounds(detector: Detector, batches: list[Batch]) -> Callable[[int], 
         nonlocal step
         pending: list[torch.Tensor] = []
         _sync()
-        started = time.perf_counter()
+        started = _clock()
         for _ in range(steps):
             images, targets = batches[step % len(batches)]
             pending.append(runner(images, targets))
@@ -121,7 +131,7 @@ def trainer_rounds(detector: Detector, batches: list[Batch]) -> Callable[[int], 
                 progress.step(step, 0.0, losses[-1], runner.lr, len(images) * len(pending))
                 pending = []
         _sync()
-        return time.perf_counter() - started
+        return _clock() - started
 
     return run
 
@@ -171,7 +181,7 @@ def reference_rounds(model: torch.nn.Module, batches: list[Batch]) -> Callable[[
     def run(steps: int) -> float:
         nonlocal step
         _sync()
-        started = time.perf_counter()
+        started = _clock()
         for _ in range(steps):
             images, targets = batches[step % len(batches)]
             step += 1
@@ -187,7 +197,7 @@ def reference_rounds(model: torch.nn.Module, batches: list[Batch]) -> Callable[[
             optimizer.step()
             float(loss.detach())  # read every step, as a plain loop prints it
         _sync()
-        return time.perf_counter() - started
+        return _clock() - started
 
     return run
 
@@ -207,7 +217,11 @@ def first_losses(
 
 def throughput(args: argparse.Namespace, folder: Path) -> None:
     batches = make_batches(folder, 4, args.batch, args.side, args.classes)
-    device = torch.cuda.get_device_name() if CUDA else f"CPU, {torch.get_num_threads()} thread(s)"
+    device = (
+        torch.cuda.get_device_name()
+        if CUDA
+        else f"CPU, {torch.get_num_threads()} thread, images per CPU-second of it"
+    )
     print(f"(a) training step, {device}, {'bf16' if CUDA else 'fp32'}, batch {args.batch}:")
     for name in args.models.split(","):
         torch.manual_seed(0)
@@ -242,21 +256,44 @@ def _truth(document: dict[str, Any]) -> dict[int, tuple[np.ndarray, np.ndarray]]
     return found
 
 
-def test_map(bundle: Path, test_json: Path, classes: int) -> dict[str, float]:
-    """The exported model (ONNX, predict's own path: letterbox, dense output, the shared
-    NMS) on the held-out test split: scores from 0.05, up to 300 per image."""
+def checkpoint_model(out: Path) -> DetectionModel:
+    """The trial's best checkpoint (what an export would ship), run in this process."""
+    meta = json.loads((out / "checkpoints" / "best.json").read_text())
+    weights = load_file(str(out / "checkpoints" / "best.safetensors"))
+    detector = load_detector(meta["model"], len(meta["classes"]), weights, detector_of(meta))
+    data = meta["data_config"]
+    mean, std = (tuple(float(v) for v in data[key]) for key in ("mean", "std"))
+    config = DataConfig(
+        int(data["size"]), (mean[0], mean[1], mean[2]), (std[0], std[1], std[2]), "bilinear", 1.0
+    )
+
+    @torch.no_grad()
+    def run(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        boxes, scores = detector(batch)
+        return boxes, scores
+
+    return DetectionModel(list(meta["classes"]), config, run, "torch")
+
+
+def bundle_model(bundle: Path) -> DetectionModel:
+    """The exported bundle's ONNX model, as `tailor-train predict` loads it."""
     config = (bundle / "config.json").read_text()
-    model = load_detection_model(
+    return load_detection_model(
         config, lambda name: (bundle / name).read_bytes(), str(bundle), "onnx"
     )
+
+
+def test_map(model: DetectionModel, test_json: Path, classes: int) -> dict[str, float]:
+    """A model on the held-out test split through predict's code (letterbox, dense output,
+    the shared NMS): scores from 0.05, up to 300 per image, boxes in the image's pixels."""
     document = json.loads(test_json.read_text())
     truth = _truth(document)
+    index = {name: i for i, name in enumerate(model.classes)}
     cases = []
     for image in document["images"]:
         with Image.open(test_json.parent / image["file_name"]) as opened:
             picture = opened.convert("RGB")
         found = detect_objects(model, [(image["file_name"], picture)], 0.05, 300)[0].objects
-        index = {name: i for i, name in enumerate(model.classes)}
         boxes, labels = truth[image["id"]]
         cases.append(
             ImageBoxes(
@@ -285,7 +322,10 @@ def train_once(args: argparse.Namespace, data: Path, budget: float, out: Path) -
             "workers": 0,
             "augmentation": 0.3,
             "lr": 2e-3,
-            "epochs": 10_000,  # the allowance stops it
+            # The allowance stops it: a schedule far longer than any budget, so after 25
+            # warm-up steps the learning rate stays near lr (a cosine over 10,000 epochs).
+            "epochs": 10_000,
+            "warmup_fraction": 25 / (10_000 * -(-args.train // args.batch)),
             "eval_every_epochs": 1.0,
             "log_every_steps": 1_000,
         },
@@ -293,7 +333,7 @@ def train_once(args: argparse.Namespace, data: Path, budget: float, out: Path) -
         "calibration_factor": 1.0,
         "gpus": 1 if CUDA else 0,
         "output": str(out),
-        "export": True,
+        "export": args.export,
     }
     out.mkdir(parents=True, exist_ok=True)
     path = out.parent / f"{out.name}.config.json"
@@ -316,15 +356,16 @@ def train_once(args: argparse.Namespace, data: Path, budget: float, out: Path) -
 
 def budgets(args: argparse.Namespace, folder: Path) -> None:
     data = folder / "digits"
-    side = (args.side, args.side)
-    options = {"classes": args.classes, "side": side, "digit_px": args.digit_px}
+    side = (args.side, args.side * 5 // 6)  # landscape canvases: the letterbox pads them
+    options = {"classes": args.classes, "side": side}
     write_digits(data, "train", args.train, seed=0, **options)
     write_digits(data, "eval", args.eval, seed=1, **options)
     test = Path(write_digits(data, "test", args.test, seed=2, **options))
     print(
         f"(b) mAP against budget: {args.train_model} from scratch, {args.classes} digit classes, "
         f"{args.train} training / {args.eval} selection / {args.test} held-out test canvases "
-        f"of {args.side}px, batch {args.batch}"
+        f"of {args.side}px, batch {args.batch}; scored: "
+        f"{'the exported ONNX bundle' if args.export else 'the best checkpoint'}"
     )
     print(
         "  budget s  used s  steps  epochs  selection map  test map  test map_50  test map_30"
@@ -334,8 +375,12 @@ def budgets(args: argparse.Namespace, folder: Path) -> None:
         started = time.monotonic()
         out = folder / f"budget-{budget:g}"
         result = train_once(args, data, budget, out)
-        assert result.export_uri is not None
-        scored = test_map(Path(result.export_uri), test, args.classes)
+        if args.export:
+            assert result.export_uri is not None
+            model = bundle_model(Path(result.export_uri))
+        else:
+            model = checkpoint_model(out)
+        scored = test_map(model, test, args.classes)
         print(
             f"  {budget:8.0f} {result.gpu_seconds:7.1f} {result.steps:6d} {result.epochs:7.1f}"
             f"  {result.metrics.get('map', 0.0):13.4f}  {scored['map']:8.4f}"
@@ -347,20 +392,26 @@ def budgets(args: argparse.Namespace, folder: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet50" if CUDA else "test_resnet,resnet18")
-    parser.add_argument("--side", type=int, default=512 if CUDA else 128)
+    parser.add_argument("--side", type=int, default=512 if CUDA else 96)
     parser.add_argument("--batch", type=int, default=16 if CUDA else 8)
-    parser.add_argument("--classes", type=int, default=5)
+    parser.add_argument("--classes", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10 if CUDA else 2)
-    parser.add_argument("--rounds", type=int, default=5 if CUDA else 3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--train-model", default="resnet18" if CUDA else "test_resnet")
-    parser.add_argument("--budgets", default="600,1800" if CUDA else "60,120,240")
-    parser.add_argument("--train", type=int, default=300)
-    parser.add_argument("--eval", type=int, default=50)
+    parser.add_argument("--budgets", default="600,1800" if CUDA else "60,150,300")
+    parser.add_argument("--train", type=int, default=200)
+    parser.add_argument("--eval", type=int, default=30)
     parser.add_argument("--test", type=int, default=100)
-    parser.add_argument("--digit-px", type=int, default=28)
+    parser.add_argument(
+        "--export", action="store_true", help="export each run and score its ONNX bundle"
+    )
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--skip-budgets", action="store_true")
     args = parser.parse_args()
+    if not CUDA:
+        torch.set_num_threads(1)  # as the tests and bench/trainer_throughput.py
+    # Wall-clock budgets buy less on a busy machine: say how busy this one was.
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="detection-bench-") as scratch:
         folder = Path(scratch)
         if not args.skip_throughput:

@@ -241,7 +241,7 @@ def test_the_grid_shows_the_images_with_the_most_errors_first():
     missed_two = _image([[0, 0, 10, 10], [20, 0, 30, 10]], [0, 0])
     false_one = _image([], [], [[0, 0, 10, 10]], [0.9], [0])
     images = [right, missed_two, false_one]
-    worst = stats.worst_images(images, [stats.match(i) for i in images], 0.5, limit=3)
+    worst = stats.worst_first(images, [stats.match(i) for i in images], 0.5)
     assert [item.index for item in worst] == [1, 2, 0]
     assert [item.errors for item in worst] == [2, 1, 0]
 

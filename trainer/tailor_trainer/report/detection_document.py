@@ -78,7 +78,7 @@ def chosen_images(images: Sequence[ImageBoxes], limit: int = MAX_IMAGES) -> list
     found = list(images)
     matched = matchings(found)
     threshold = stats.best_threshold(found, matched)
-    return [item.index for item in stats.worst_images(found, matched, threshold, limit)]
+    return [item.index for item in stats.worst_first(found, matched, threshold)[:limit]]
 
 
 def compute(data: DetectionReportData) -> DetectionComputed:
@@ -89,11 +89,9 @@ def compute(data: DetectionReportData) -> DetectionComputed:
     matched = matchings(images)
     threshold = stats.best_threshold(images, matched)
     rows = stats.class_rows(evaluation, images, matched, threshold, len(classes))
-    shown = stats.worst_images(images, matched, threshold, data.max_images)
-    errors = sum(
-        stats.image_errors(i, image, matching, threshold).errors > 0
-        for i, (image, matching) in enumerate(zip(images, matched, strict=True))
-    )
+    ordered = stats.worst_first(images, matched, threshold)
+    shown = ordered[: data.max_images]
+    errors = sum(item.errors > 0 for item in ordered)
     drawn = {
         item.index: figures.draw_boxes(
             data.pictures[item.index], images[item.index], matched[item.index], threshold, classes

@@ -143,18 +143,18 @@ def image_errors(
     )
 
 
-def worst_images(
-    images: list[ImageBoxes], matchings: list[Matching], threshold: float, limit: int
+def worst_first(
+    images: list[ImageBoxes], matchings: list[Matching], threshold: float
 ) -> list[ImageErrors]:
-    """The images with the most errors (missed plus false boxes) at the threshold, then
-    those with the most boxes; evaluation order breaks ties. Right images come last, so a
+    """Every image, the most errors (missed plus false boxes) at the threshold first,
+    then the most boxes; evaluation order breaks ties. Right images come last, so a
     good model's grid still shows what it finds."""
     every = [
         image_errors(index, image, matching, threshold)
         for index, (image, matching) in enumerate(zip(images, matchings, strict=True))
     ]
     every.sort(key=lambda item: (-item.errors, -item.boxes, item.index))
-    return every[:limit]
+    return every
 
 
 def class_rows(
