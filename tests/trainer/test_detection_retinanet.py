@@ -155,6 +155,16 @@ def test_the_knob_is_for_detection_only():
         Hyperparameters(detector="yolo")  # type: ignore[arg-type]
 
 
+def test_a_classification_run_refuses_the_knob(tmp_path, termination_log):
+    config = json.loads(_config(tmp_path, tmp_path, detector="retinanet").read_text())
+    config["task"] = "classification"
+    path = tmp_path / "classification.json"
+    path.write_text(json.dumps(config))
+    assert main(["run", "--config", str(path)]) == ExitCode.INVALID_CONFIG
+    result = AttemptResult.model_validate_json(termination_log.read_text())
+    assert "detector 'retinanet' is for detection" in result.reason
+
+
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 def test_a_retinanet_run_learns_exports_and_predicts(tmp_path, termination_log, capsys):
     data = tmp_path / "digits"
