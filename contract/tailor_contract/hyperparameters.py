@@ -22,6 +22,13 @@ class Hyperparameters(BaseModel):
             "every weight fine-tunes from it (the backbone at lr * backbone_lr_scale)"
         ),
     )
+    detector: Literal["fcos", "retinanet"] = Field(
+        default="fcos",
+        description=(
+            "detection only: the dense head on the backbone's feature pyramid, FCOS "
+            "(anchor-free) or RetinaNet (9 anchors per point, focal loss)"
+        ),
+    )
     backbone_lr_scale: float = Field(
         default=1.0,
         gt=0,

@@ -3,6 +3,7 @@ exports a bundle whose ONNX matches PyTorch, predicts, and resumes exactly after
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -86,7 +87,19 @@ def test_a_detection_run_learns_exports_and_predicts(tmp_path, digits, terminati
         "config.json",
         "model.torchscript.pt",
         "model.onnx",
+        "report.html",
+        "report/per_class_ap.png",
+        "report/precision_recall.png",
     }
+    # The evaluation report describes exactly the exported (best) weights.
+    assert card["report"] == "report.html"
+    html = (out / "export" / "attempt-1" / "report.html").read_text()
+    shown = re.search(r'id="primary-metric" data-metric="map" data-value="([^"]+)"', html)
+    assert shown is not None
+    assert float(shown.group(1)) == pytest.approx(best["metrics"]["map"], abs=1e-9)
+    assert html.count('class="mistake"') == 20  # every evaluation image, drawn
+    assert html.count("data:image/jpeg;base64,") == 20
+    assert "digit-2" in html
     torchscript = torch.jit.load(str(out / "export" / "attempt-1" / "model.torchscript.pt"))  # type: ignore[no-untyped-call]
     boxes, scores = torchscript(torch.zeros(1, 3, 96, 96))
     assert boxes.shape[:2] == scores.shape[:2]

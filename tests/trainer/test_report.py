@@ -9,6 +9,7 @@ import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -306,10 +307,16 @@ def test_a_failing_report_is_a_warning_not_a_failed_export(monkeypatch, caplog):
     def broken(*_args: object, **_kwargs: object) -> None:
         raise OSError("disk full")
 
+    from tailor_trainer.report import detection_collect
+
     monkeypatch.setattr(report_collect, "gather", broken)
-    with caplog.at_level(logging.WARNING):
-        assert report_collect.write_export_report(None, "/nowhere") == []  # type: ignore[arg-type]
-    assert "report: not written: disk full" in caplog.text
+    monkeypatch.setattr(detection_collect, "gather_detection", broken)
+    for detection in (False, True):
+        caplog.clear()
+        trial = SimpleNamespace(detection=detection)
+        with caplog.at_level(logging.WARNING):
+            assert report_collect.write_export_report(trial, "/nowhere") == []  # type: ignore[arg-type]
+        assert "report: not written: disk full" in caplog.text
 
 
 def _run_with_export(tmp_path: Path, data: str, output: str) -> AttemptResult:

@@ -114,11 +114,12 @@ def write_detection(
     from tailor_trainer.detection.export import FILES as DETECTION_FILES
     from tailor_trainer.detection.export import (
         DetectionExportError,
+        detector_of,
         load_detector,
         write_detection_bundle,
     )
 
-    model = load_detector(meta["model"], len(meta["classes"]), weights)
+    model = load_detector(meta["model"], len(meta["classes"]), weights, detector_of(meta))
     try:
         _, check = write_detection_bundle(model, meta, folder, samples)
     except DetectionExportError as error:

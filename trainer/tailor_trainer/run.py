@@ -438,10 +438,7 @@ def run(config: TrialConfig, hp: Hyperparameters, started: float) -> int:
             exported = export_trial(
                 storage, config.output, destination=attempt_export(config.output, config.attempt)
             )
-            if trial.detection:
-                log.info("no evaluation report for detection yet: the bundle has no report")
-            else:
-                write_export_report(trial, exported.uri, should_stop=lambda: stop.requested)
+            write_export_report(trial, exported.uri, should_stop=lambda: stop.requested)
         reason = attempt.reason(stopped_by)
         return end(ExitCode.SUCCESS, stopped_by, reason, exported=exported)
     except AttemptEnded as error:

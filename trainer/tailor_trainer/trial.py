@@ -169,6 +169,8 @@ def build_trial(config: TrialConfig, hp: Hyperparameters, world: World, storage:
     task = config.task
     if task == "detection" and hp.recipe != "train":
         raise ConfigError(f"recipe {hp.recipe!r} is for classification; detection trains")
+    if task != "detection" and hp.detector != "fcos":
+        raise ConfigError(f"detector {hp.detector!r} is for detection, not {task}")
     check_backbone_config(config)
     dataset = load_dataset(
         storage,

@@ -19,10 +19,11 @@ FEW_IMAGES = 1000  # below this, a detector trained from scratch learns little
 def create_detector(
     config: TrialConfig, hp: Hyperparameters, storage: Storage, classes: int, train_images: int
 ) -> tuple[Detector, DataConfig]:
-    """FCOS on `config.model`. A catalogued `backbone`'s weights (digest checked) or the
-    `pretrained` safetensors load strictly into the backbone (its classifier, absent
-    here, is ignored); the backbone's batch norms then keep their pretrained statistics."""
-    detector = Detector(config.model, classes, drop_path=hp.drop_path)
+    """FCOS or RetinaNet (`hp.detector`) on `config.model`. A catalogued `backbone`'s
+    weights (digest checked) or the `pretrained` safetensors load strictly into the
+    backbone (its classifier, absent here, is ignored); the backbone's batch norms then
+    keep their pretrained statistics."""
+    detector = Detector(config.model, classes, drop_path=hp.drop_path, kind=hp.detector)
     side = hp.input_size or DEFAULT_SIDE
     backbone = config.backbone
     if backbone is not None:

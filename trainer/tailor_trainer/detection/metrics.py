@@ -38,6 +38,11 @@ class DetectionEvaluation:
     metrics: dict[str, float]
     per_class_ap: list[float | None]  # over IoU 0.5:0.95, by class index
     confusion_matrix: list[list[int]] = field(default_factory=list)  # none for detection
+    # pycocotools' accumulated arrays, for the report's curves: precision (IoU 0.5:0.95,
+    # 101 recall points, class), -1 for a class without a box; recall (IoU, class), the
+    # highest recall reached with up to 300 detections per image.
+    precision: np.ndarray = field(default_factory=lambda: np.zeros((len(COCO_IOUS), 101, 0)))
+    recall: np.ndarray = field(default_factory=lambda: np.zeros((len(COCO_IOUS), 0)))
 
 
 def _xywh(box: np.ndarray) -> list[float]:
@@ -99,6 +104,12 @@ def _evaluate(ground: COCO, results: COCO, ious: np.ndarray) -> COCOeval:
     return evaluator
 
 
+def class_ap(precision: np.ndarray, index: int) -> float | None:
+    """A class's AP from (some IoUs of) the precision array; None without a box."""
+    cells = precision[..., index]
+    return _mean(cells) if (cells > -1).any() else None
+
+
 def _mean(values: np.ndarray) -> float:
     """pycocotools' summary: the mean over cells that exist (-1 marks a missing class)."""
     kept = values[values > -1]
@@ -118,8 +129,7 @@ def detection_metrics(images: list[ImageBoxes], classes: int) -> DetectionEvalua
         "map_30": _mean(at_30),
         "mar_300": _mean(recall),
     }
-    per_class: list[float | None] = []
-    for index in range(classes):
-        cells = precision[:, :, index]
-        per_class.append(_mean(cells) if (cells > -1).any() else None)
-    return DetectionEvaluation(metrics=metrics, per_class_ap=per_class)
+    per_class = [class_ap(precision, index) for index in range(classes)]
+    return DetectionEvaluation(
+        metrics=metrics, per_class_ap=per_class, precision=precision, recall=recall
+    )

@@ -1,6 +1,7 @@
-"""FCOS on a timm backbone: torchvision's FCOS head and loss, a feature pyramid over the
-backbone's stride 8/16/32 features with P6 and P7 (LastLevelP6P7), and no resizing or
-normalising of its own (the data pipeline letterboxes and normalises).
+"""FCOS (or RetinaNet, `detection.retinanet`) on a timm backbone: torchvision's head and
+loss, a feature pyramid over the backbone's stride 8/16/32 features with P6 and P7
+(LastLevelP6P7), and no resizing or normalising of its own (the data pipeline
+letterboxes and normalises).
 
 Precision: only the convolutions (backbone, pyramid, head) run under autocast. The
 points, box decoding, losses and NMS stay in float32: bf16 points would round
@@ -26,6 +27,7 @@ from torchvision.models.detection.fcos import FCOSHead
 from torchvision.ops import batched_nms, box_iou
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelP6P7
 
+from tailor_trainer.detection import retinanet
 from tailor_trainer.errors import ConfigError
 
 STRIDES = (8, 16, 32, 64, 128)  # P3..P7; each point's anchor is a square of its stride
@@ -33,8 +35,14 @@ SCORE_THRESHOLD = 0.05  # evaluation keeps what COCO's protocol would (FCOS infe
 NMS_IOU = 0.6
 MAX_DETECTIONS = 300
 CANDIDATES = 1000  # x levels: the best (point, class) pairs considered for NMS
+# Narrower boxes are dropped (torchvision's roi_heads uses the same 1e-2): an untrained
+# head regresses distances of exactly 0 (its ReLU), and such empty boxes are never right,
+# overlap nothing, so NMS keeps them all, and they made the export's own parity check
+# fail (an empty box has IoU 0 with itself).
+MIN_BOX_SIDE = 1e-2  # input pixels
 
 Autocast = Callable[[], AbstractContextManager[object]]
+HEADS = ("fcos", "retinanet")
 
 
 def neck_size(backbone_channels: list[int]) -> tuple[int, int]:
@@ -52,8 +60,12 @@ class Detector(nn.Module):
     """images (N, 3, S, S), letterboxed and normalised -> losses (training) or the
     dense output (boxes (N, P, 4) x1y1x2y2 in input pixels, scores (N, P, C))."""
 
-    def __init__(self, architecture: str, num_classes: int, drop_path: float = 0.0) -> None:
+    def __init__(
+        self, architecture: str, num_classes: int, drop_path: float = 0.0, kind: str = "fcos"
+    ) -> None:
         super().__init__()
+        if kind not in HEADS:
+            raise ConfigError(f"unknown detector {kind!r}: one of {', '.join(HEADS)}")
         if not timm.is_model(architecture):
             raise ConfigError(f"timm has no model named {architecture!r}")
         kwargs: dict[str, Any] = {"num_classes": 0}
@@ -61,6 +73,7 @@ class Detector(nn.Module):
             kwargs["drop_path_rate"] = drop_path
         self.architecture = architecture
         self.num_classes = num_classes
+        self.kind = kind
         self.backbone = timm.create_model(architecture, pretrained=False, **kwargs)
         info = getattr(self.backbone, "feature_info", None)
         if not info or not hasattr(self.backbone, "forward_intermediates"):
@@ -74,7 +87,12 @@ class Detector(nn.Module):
         self.fpn = FeaturePyramidNetwork(
             channels_in, channels, extra_blocks=LastLevelP6P7(channels, channels)
         )
-        self.head = FCOSHead(channels, 1, num_classes, num_convs=convs)
+        self.head: nn.Module
+        if kind == "retinanet":
+            self.head = retinanet.retinanet_head(channels, num_classes, convs)
+            self.proposal_matcher = retinanet.matcher()  # what RetinaNet.compute_loss reads
+        else:
+            self.head = FCOSHead(channels, 1, num_classes, num_convs=convs)
         self.box_coder = det_utils.BoxLinearCoder(normalize_by_size=True)
         self.center_sampling_radius = 1.5  # what FCOS.compute_loss reads
         self.autocast: Autocast = contextlib.nullcontext
@@ -107,6 +125,12 @@ class Detector(nn.Module):
         self, images: Tensor, targets: list[dict[str, Tensor]] | None = None
     ) -> Tensor | tuple[Tensor, Tensor]:
         outputs, shapes = self.features(images)
+        if self.kind == "retinanet":
+            grid = retinanet.anchors(shapes, STRIDES, images.device)
+            if targets is not None:
+                return retinanet.loss(self, targets, outputs, grid)
+            boxes, scores = retinanet.decode(self.head, outputs, grid)
+            return clip(boxes, int(images.shape[-1]), int(images.shape[-2])), scores
         points = grid_anchors(shapes, images.device)
         if targets is not None:
             per_level = [h * w for h, w in shapes]
@@ -127,13 +151,16 @@ class Detector(nn.Module):
         batch = outputs["bbox_regression"].shape[0]
         anchors = points.unsqueeze(0).expand(batch, -1, -1).reshape(-1, 4)
         boxes = self.box_coder.decode(outputs["bbox_regression"].reshape(-1, 4), anchors)
-        boxes = boxes.reshape(batch, -1, 4)
-        limit = torch.tensor([width, height, width, height], dtype=boxes.dtype, device=boxes.device)
-        boxes = torch.minimum(boxes.clamp(min=0), limit)
         scores = torch.sqrt(
             torch.sigmoid(outputs["cls_logits"]) * torch.sigmoid(outputs["bbox_ctrness"])
         )
-        return boxes, scores
+        return clip(boxes.reshape(batch, -1, 4), width, height), scores
+
+
+def clip(boxes: Tensor, width: int, height: int) -> Tensor:
+    """Boxes clipped to the input image."""
+    limit = torch.tensor([width, height, width, height], dtype=boxes.dtype, device=boxes.device)
+    return torch.minimum(boxes.clamp(min=0), limit)
 
 
 def grid_anchors(shapes: list[tuple[int, int]], device: torch.device) -> Tensor:
@@ -160,7 +187,8 @@ def postprocess(
     nms_iou: float = NMS_IOU,
 ) -> list[dict[str, Tensor]]:
     """Per image: the (point, class) pairs above the threshold, the best CANDIDATES x 5
-    of them, class-wise NMS, the best `max_detections`. One function for evaluation and
+    of them, those with both sides at least MIN_BOX_SIDE, class-wise NMS, the best
+    `max_detections`. One function for evaluation and
     both predict backends, so they can only differ by the dense outputs."""
     detections = []
     classes = scores.shape[-1]
@@ -173,6 +201,9 @@ def postprocess(
         keep = keep[order]
         labels = keep % classes
         chosen = image_boxes[torch.div(keep, classes, rounding_mode="floor")]
+        sides = chosen[:, 2:] - chosen[:, :2]
+        sized = torch.where((sides >= MIN_BOX_SIDE).all(dim=1))[0]
+        chosen, flat, labels = chosen[sized], flat[sized], labels[sized]
         kept = batched_nms(chosen, flat, labels, nms_iou)[:max_detections]
         detections.append({"boxes": chosen[kept], "scores": flat[kept], "labels": labels[kept]})
     return detections

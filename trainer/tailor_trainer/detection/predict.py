@@ -16,7 +16,7 @@ from safetensors.torch import load as load_safetensors
 
 from tailor_trainer.data import DataConfig
 from tailor_trainer.detection.data import prepare
-from tailor_trainer.detection.export import OUTPUTS, load_detector
+from tailor_trainer.detection.export import OUTPUTS, detector_of, load_detector
 from tailor_trainer.detection.model import postprocess
 from tailor_trainer.errors import ConfigError
 
@@ -82,6 +82,7 @@ def load_detection_model(
         mean, std = (tuple(float(v) for v in config["input"][key]) for key in ("mean", "std"))
         classes = [str(name) for name in config["label_names"]]
         architecture = str(config["architecture"])
+        kind = detector_of(config)
     except (ValueError, KeyError, TypeError) as error:
         raise ConfigError(f"{uri} is not a detection bundle's config.json: {error!r}") from error
     data = DataConfig(size, (mean[0], mean[1], mean[2]), (std[0], std[1], std[2]), "bilinear", 1.0)
@@ -98,7 +99,7 @@ def load_detection_model(
 
         return DetectionModel(classes, data, run_onnx, backend)
     detector = load_detector(
-        architecture, len(classes), load_safetensors(read("model.safetensors"))
+        architecture, len(classes), load_safetensors(read("model.safetensors")), kind
     )
 
     @torch.no_grad()

@@ -23,6 +23,7 @@ from tailor_trainer.coco import ImageEntry
 from tailor_trainer.data import CocoImages
 from tailor_trainer.evaluate import predict
 from tailor_trainer.report import stats, write_report
+from tailor_trainer.report.detection_document import DetectionReportData
 from tailor_trainer.report.document import MAX_MISTAKES, ReportData
 from tailor_trainer.storage import Storage, join
 from tailor_trainer.trial import Trial
@@ -132,14 +133,24 @@ def write_export_report(
 
     Never raises for the report's sake: the bundle is complete without it.
     """
+    from tailor_trainer.report import write_detection_report
+    from tailor_trainer.report.detection_collect import gather_detection
+
     try:
-        data = gather(trial, should_stop)
+        data = (
+            gather_detection(trial, should_stop) if trial.detection else gather(trial, should_stop)
+        )
         if data is None:
             log.warning("report: not written (stopped, or no evaluation split here)")
             return []
         with tempfile.TemporaryDirectory(prefix="tailor-report-") as scratch:
             folder = Path(scratch)
-            uris = upload(trial.storage, folder, write_report(folder, data), export_uri)
+            written = (
+                write_detection_report(folder, data)
+                if isinstance(data, DetectionReportData)
+                else write_report(folder, data)
+            )
+            uris = upload(trial.storage, folder, written, export_uri)
     except Exception as error:
         log.warning("report: not written: %s", error, exc_info=True)
         return []

@@ -9,10 +9,9 @@ import numpy as np
 from tailor_contract import SearchTrial
 from tailor_trainer.metrics import Evaluation, classification_metrics, multilabel_metrics
 from tailor_trainer.report import figures, stats
-from tailor_trainer.report.figures import TrialPoint
+from tailor_trainer.report.search import search_view
 
 HTML_NAME = "report.html"
-FIGURES_FOLDER = "report"
 MAX_MISTAKES = 48
 
 
@@ -73,48 +72,6 @@ class Computed:
     figures: dict[str, bytes]  # file name -> PNG
 
 
-def search_kind(trial: SearchTrial) -> str:
-    if trial.promotions > 0:
-        return "promoted"
-    if trial.state.lower() == "stopped" or "early" in trial.ended.lower():
-        return "stopped early"
-    return "other"
-
-
-def search_rows(data: ReportData, value: float | None) -> list[tuple[SearchTrial, bool]]:
-    """The search's trials, best first; the exported one carries this export's metric and
-    GPU-seconds (the list was taken when its attempt started)."""
-    rows: list[tuple[SearchTrial, bool]] = []
-    seen = False
-    for trial in data.search:
-        exported = data.trial is not None and trial.name == data.trial
-        if exported:
-            seen = True
-            trial = trial.model_copy(
-                update={
-                    "metric": value if value is not None else trial.metric,
-                    "charged_gpu_seconds": max(trial.charged_gpu_seconds, data.gpu_seconds or 0.0),
-                }
-            )
-        rows.append((trial, exported))
-    if data.search and data.trial is not None and not seen:
-        rows.append(
-            (
-                SearchTrial(
-                    name=data.trial,
-                    model=data.model,
-                    state="Running",
-                    metric=value,
-                    charged_gpu_seconds=data.gpu_seconds or 0.0,
-                    ended="exporting",
-                ),
-                True,
-            )
-        )
-    rows.sort(key=lambda row: (row[0].metric is None, -(row[0].metric or 0.0)))
-    return rows
-
-
 def compute(data: ReportData) -> Computed:
     data.check()
     scores = np.asarray(data.probabilities, dtype=np.float64)
@@ -138,16 +95,11 @@ def compute(data: ReportData) -> Computed:
     shown = stats.mistakes(scores, targets, data.multilabel, data.threshold, data.max_mistakes)
     wrong = int(stats.wrong(scores, targets, data.multilabel, data.threshold).sum())
     value = evaluation.metrics.get(data.primary_metric)
-    rows = search_rows(data, value)
-    points = [
-        TrialPoint(
-            trial.name, trial.charged_gpu_seconds, trial.metric, search_kind(trial), exported
-        )
-        for trial, exported in rows
-        if trial.metric is not None
-    ]
-    if points:
-        pngs["search.png"] = figures.search_png(points, data.primary_metric)
+    rows, unplotted, png = search_view(
+        data.search, data.trial, data.model, data.gpu_seconds, data.primary_metric, value
+    )
+    if png is not None:
+        pngs["search.png"] = png
     return Computed(
         evaluation=evaluation,
         per_class=per_class,
@@ -157,6 +109,6 @@ def compute(data: ReportData) -> Computed:
         matrix=matrix,
         reliability=reliability,
         search=rows,
-        unplotted=len(rows) - len(points),
+        unplotted=unplotted,
         figures=pngs,
     )

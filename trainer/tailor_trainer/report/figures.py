@@ -45,14 +45,14 @@ METRIC_COLOURS = {
 
 
 @contextmanager
-def _style() -> Iterator[None]:
+def report_style() -> Iterator[None]:
     with rc_context(cast(Any, STYLE)), warnings.catch_warnings():
         # A class name in a script DejaVu lacks draws boxes; the page shows it right.
         warnings.filterwarnings("ignore", message=".*Glyph.*missing.*")
         yield
 
 
-def _png(figure: Figure) -> bytes:
+def to_png(figure: Figure) -> bytes:
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.15)
@@ -69,7 +69,7 @@ def confusion_matrix_png(matrix: np.ndarray, classes: Sequence[str]) -> bytes:
     rows = matrix.sum(axis=1, keepdims=True)
     shares = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
     side = min(16.0, max(5.0, 1.8 + 0.42 * count))
-    with _style():
+    with report_style():
         figure = Figure(figsize=(side + 1.2, side))
         axes = figure.add_subplot()
         image = axes.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
@@ -104,7 +104,7 @@ def confusion_matrix_png(matrix: np.ndarray, classes: Sequence[str]) -> bytes:
                 )
         for spine in axes.spines.values():
             spine.set_visible(False)
-        return _png(figure)
+        return to_png(figure)
 
 
 def per_class_png(stats: PerClass, classes: Sequence[str]) -> tuple[bytes, str]:
@@ -122,7 +122,7 @@ def per_class_png(stats: PerClass, classes: Sequence[str]) -> tuple[bytes, str]:
     }
     count = len(chosen)
     height = 0.2
-    with _style():
+    with report_style():
         figure = Figure(figsize=(9.0, max(3.0, 1.4 + 0.62 * count)))
         axes = figure.add_subplot()
         positions = np.arange(count)
@@ -143,12 +143,12 @@ def per_class_png(stats: PerClass, classes: Sequence[str]) -> tuple[bytes, str]:
         axes.set_axisbelow(True)
         axes.set_title(title)
         axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-        return _png(figure), title
+        return to_png(figure), title
 
 
 def reliability_png(bins: Reliability) -> bytes:
     """Accuracy against confidence per bin over the diagonal, and the images per bin."""
-    with _style():
+    with report_style():
         figure = Figure(figsize=(7.0, 7.0))
         top, bottom = figure.subplots(
             2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.08}
@@ -201,7 +201,7 @@ def reliability_png(bins: Reliability) -> bytes:
         bottom.set_ylabel("images")
         bottom.set_xlabel("top-1 confidence")
         bottom.set_ylim(0, max(1, int(bins.counts.max())) * 1.15)
-        return _png(figure)
+        return to_png(figure)
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,7 @@ KIND_STYLE = {  # marker, colour, area
 
 def search_png(points: Sequence[TrialPoint], metric_name: str) -> bytes:
     """Each trial's metric against its charged GPU-seconds; the exported one starred."""
-    with _style():
+    with report_style():
         figure = Figure(figsize=(9.0, 5.0))
         axes = figure.add_subplot()
         handles = []
@@ -282,7 +282,7 @@ def search_png(points: Sequence[TrialPoint], metric_name: str) -> bytes:
         axes.grid(True, color="#eeeeee")
         axes.set_axisbelow(True)
         axes.legend(handles=handles, loc="lower right", frameon=True, framealpha=0.9)
-        return _png(figure)
+        return to_png(figure)
 
 
 def dimensions(png: bytes) -> tuple[int, int]:

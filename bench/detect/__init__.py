@@ -1,0 +1,1 @@
+"""Parts of bench/detection.py (not a benchmark of their own)."""

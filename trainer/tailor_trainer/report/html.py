@@ -1,0 +1,122 @@
+"""The pieces every report page is built from: the inline style, formatted numbers,
+cells that carry their raw value (data-metric / data-value, for tests and tools), and
+figures as data URIs with a pointer to their PNG file beside the page.
+
+Every string that comes from a user goes through html.escape before it gets here or here.
+"""
+
+import base64
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from html import escape
+
+from tailor_trainer.report.figures import dimensions
+
+FIGURES_FOLDER = "report"
+
+CSS = """
+:root { color-scheme: light; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #f4f5f7; color: #1f2328;
+  font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; }
+main { max-width: 1200px; margin: 0 auto; padding: 24px 28px 48px; }
+h1 { font-size: 26px; margin: 0 0 4px; }
+h2 { font-size: 20px; margin: 0 0 12px; padding-bottom: 6px; border-bottom: 1px solid #d8dce1; }
+h3 { font-size: 16px; margin: 18px 0 8px; }
+section, header { background: #fff; border: 1px solid #d8dce1; border-radius: 8px;
+  padding: 18px 22px; margin: 0 0 20px; }
+.subtitle { color: #57606a; margin: 0 0 14px; }
+dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 6px 18px; margin: 0; }
+dl.facts dt { color: #57606a; }
+dl.facts dd { margin: 0; overflow-wrap: anywhere; }
+.primary { font-size: 22px; font-weight: 600; }
+code { font: 13px/1.4 ui-monospace, "DejaVu Sans Mono", monospace; background: #f1f3f5;
+  padding: 1px 4px; border-radius: 4px; overflow-wrap: anywhere; }
+nav { margin: 0 0 20px; display: flex; flex-wrap: wrap; gap: 8px; }
+nav a { background: #fff; border: 1px solid #d8dce1; border-radius: 16px; padding: 3px 12px;
+  color: #0b5cad; text-decoration: none; font-size: 14px; }
+figure.chart { margin: 8px 0 12px; }
+figure.chart img { display: block; max-width: 100%; height: auto; }
+figure.chart figcaption { color: #57606a; font-size: 13px; margin-top: 4px; }
+table { border-collapse: collapse; font-size: 14px; margin: 6px 0 12px; }
+th, td { padding: 4px 10px; border-bottom: 1px solid #e4e7eb; text-align: left;
+  vertical-align: top; }
+th { background: #f6f8fa; font-weight: 600; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tbody tr:nth-child(even) { background: #fafbfc; }
+tfoot td { font-weight: 600; background: #f6f8fa; }
+tr.exported td { background: #fff6dd; }
+.note { color: #57606a; font-size: 14px; }
+.skipped { background: #f6f8fa; border-left: 4px solid #b0b7c0; padding: 8px 12px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(150px, 1fr)); gap: 12px; }
+.mistake { border: 1px solid #e4e7eb; border-radius: 6px; padding: 8px; margin: 0;
+  background: #fff; font-size: 13px; }
+.mistake img, .mistake .missing { display: block; width: 128px; height: 128px;
+  object-fit: contain; margin: 0 auto 6px; background: #eef0f2; image-rendering: auto; }
+.mistake .missing { display: flex; align-items: center; justify-content: center;
+  color: #57606a; text-align: center; font-size: 12px; }
+.mistake figcaption { overflow-wrap: anywhere; }
+.wrong { color: #b42318; }
+.right { color: #1a7f37; }
+.muted { color: #57606a; }
+.none { font-size: 16px; color: #1a7f37; }
+details { margin: 8px 0; }
+summary { cursor: pointer; color: #0b5cad; }
+footer { color: #57606a; font-size: 13px; text-align: center; }
+"""
+
+
+def number(value: float | None, digits: int = 4) -> str:
+    if value is None or math.isnan(value):
+        return "—"
+    return f"{value:.{digits}f}"
+
+
+def percent(value: float) -> str:
+    return f"{value:.1%}"
+
+
+def data_uri(image: bytes) -> str:
+    kind = "image/png" if image.startswith(b"\x89PNG") else "image/jpeg"
+    return f"data:{kind};base64,{base64.b64encode(image).decode('ascii')}"
+
+
+def img(image: bytes, alt: str, attributes: str = "") -> str:
+    size = ""
+    if image.startswith(b"\x89PNG"):
+        width, height = dimensions(image)
+        size = f' width="{width}" height="{height}"'
+    return f'<img src="{data_uri(image)}" alt="{escape(alt)}"{size}{attributes}>'
+
+
+def chart(figures: Mapping[str, bytes], name: str, alt: str, caption: str = "") -> str:
+    png = figures.get(name)
+    if png is None:
+        return ""
+    link = f"{FIGURES_FOLDER}/{name}"
+    note = f"{caption} " if caption else ""
+    return (
+        f'<figure class="chart" id="figure-{name.removesuffix(".png")}">{img(png, alt)}'
+        f"<figcaption>{escape(note)}Also beside this page as <code>{escape(link)}</code>."
+        "</figcaption></figure>"
+    )
+
+
+def rows(rows: Iterable[Sequence[str]]) -> str:
+    return "".join("<tr>" + "".join(row) + "</tr>" for row in rows)
+
+
+def td(text: str, css: str = "", attributes: str = "") -> str:
+    """A cell of already escaped or formatted text."""
+    klass = f' class="{css}"' if css else ""
+    return f"<td{klass}{attributes}>{text}</td>"
+
+
+def num(value: float | None, metric: str = "", column: int | None = None) -> str:
+    attributes = ""
+    if metric:
+        raw = "" if value is None or math.isnan(value) else repr(float(value))
+        attributes = f' data-metric="{metric}" data-value="{raw}"'
+        if column is not None:
+            attributes += f' data-class="{column}"'
+    return td(number(value), "num", attributes)
