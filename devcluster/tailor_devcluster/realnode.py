@@ -7,13 +7,20 @@ machine and vanish with the namespace; killing its first process kills every
 container and shim in it.
 
 Needs root. What it changes on the machine (three sysctls the kubelet sets, a bridge,
-cgroups, fixed paths, iptables chains) is recorded first and restored at `stop`
-(hostchanges.py).
+cgroups, fixed paths, iptables chains, kube-proxy's nftables tables) is recorded first
+(`prepare_host`, before the cluster's servers start: the API server and MinIO listen on
+the bridge) and restored by the cluster at stop (hostchanges.py).
+
+Pods reach the API server as real clusters' pods do: the `kubernetes` Service's cluster
+IP, which kube-proxy (kubeproxy.py) translates to the API server on the bridge; their
+one route beyond the bridge is the Service range, through the node. MinIO they reach on
+the bridge itself.
 """
 
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -23,10 +30,16 @@ from pathlib import Path
 from kubernetes import client
 
 from tailor_devcluster.binaries import NodeBinaries
-from tailor_devcluster.controlplane import ControlPlane
+from tailor_devcluster.controlplane import SERVICE_CIDR, ControlPlane
 from tailor_devcluster.hostchanges import HostRecord, cgroup_hierarchies
 from tailor_devcluster.images import PAUSE_IMAGE
 from tailor_devcluster.kubeconfig import write_kubeconfig
+from tailor_devcluster.kubeproxy import (
+    KUBE_PROXY_USER,
+    synced,
+    tool_dir,
+    write_kube_proxy_config,
+)
 from tailor_devcluster.pki import issue_client_cert
 from tailor_devcluster.ports import free_port
 from tailor_devcluster.processes import ManagedProcess, ProcessFailed, Supervisor, wait_until
@@ -62,7 +75,6 @@ class RealNode:
     spec: RealNodeSpec
     state_dir: Path
     binaries: NodeBinaries
-    record: HostRecord
     holder: ManagedProcess
     namespace_pid: int  # the first process inside the namespace
     ready_seconds: float = 0.0
@@ -84,7 +96,9 @@ class RealNode:
 
     def enter(self) -> list[str]:
         """The argv prefix that runs a command in the node's mount and PID namespace."""
-        return ["nsenter", f"--target={self.namespace_pid}", "--mount", "--pid", "--"]
+        # By its full path: kube-proxy runs with a PATH of its own (kubeproxy.py).
+        nsenter = shutil.which("nsenter") or "nsenter"
+        return [nsenter, f"--target={self.namespace_pid}", "--mount", "--pid", "--"]
 
     def load_image(self, archive: Path) -> None:
         self.ctr("images", "import", "--no-unpack=false", str(archive))
@@ -144,6 +158,9 @@ def write_cni_config(state: Path) -> Path:
                 "ipam": {
                     "type": "host-local",
                     "ranges": [[{"subnet": POD_SUBNET, "rangeStart": "10.244.0.10"}]],
+                    # Service IPs through the node, where kube-proxy translates them to
+                    # addresses on the bridge; no default route (nothing is forwarded).
+                    "routes": [{"dst": SERVICE_CIDR, "gw": NODE_IP}],
                     "dataDir": str(state / "cni" / "ipam"),
                 },
             },
@@ -244,6 +261,24 @@ def _namespace_pid(holder: ManagedProcess) -> int:
     return int(text[0])
 
 
+def prepare_host(state: Path, spec: RealNodeSpec) -> HostRecord:
+    """Records the machine, then creates the node's bridge (with NODE_IP), so that the
+    cluster's servers can listen there before the node starts. The caller restores the
+    record (`HostRecord.restore`) whatever happens next."""
+    if os.geteuid() != 0:
+        raise ProcessFailed("a real node needs root (containerd, runc, cgroups, a bridge)")
+    if Path("/sys/class/net", BRIDGE).exists():
+        raise ProcessFailed(f"network link {BRIDGE} exists: is another real node running?")
+    for path in (CONTAINERD_STATE, KUBELET_ROOT):
+        if path.exists():
+            raise ProcessFailed(f"{path} exists: is a containerd or a kubelet running here?")
+    state.mkdir(parents=True, exist_ok=True)
+    record = HostRecord.take(_cgroup_name(spec), BRIDGE)
+    record.save(record_path(state))
+    _create_bridge()
+    return record
+
+
 def start_real_node(
     supervisor: Supervisor,
     plane: ControlPlane,
@@ -251,31 +286,20 @@ def start_real_node(
     state: Path,
     spec: RealNodeSpec,
     images: list[Path],
+    record: HostRecord,
 ) -> RealNode:
-    """Starts containerd and the kubelet, imports `images` (docker-archives, the pause
-    image first), waits for the Node to be Ready and advertises its "GPU" slots."""
-    if os.geteuid() != 0:
-        raise ProcessFailed("a real node needs root (containerd, runc, cgroups, a bridge)")
+    """Starts containerd, the kubelet and kube-proxy on the bridge `prepare_host` made,
+    imports `images` (docker-archives, the pause image first), waits for the Node to be
+    Ready with its Services' rules written and advertises its "GPU" slots."""
     began = time.monotonic()
     binaries = NodeBinaries.locate()
-    state.mkdir(parents=True, exist_ok=True)
-    record = HostRecord.take(_cgroup_name(spec), BRIDGE)
-    if Path("/sys/class/net", BRIDGE).exists():
-        raise ProcessFailed(f"network link {BRIDGE} exists: is another real node running?")
-    for path in (CONTAINERD_STATE, KUBELET_ROOT):
-        if path.exists():
-            raise ProcessFailed(f"{path} exists: is a containerd or a kubelet running here?")
-    record.save(record_path(state))
     try:
         return _start(supervisor, plane, core, state, spec, images, binaries, record, began)
     except BaseException:
-        # Whatever got started goes, and the machine is put back, before the error.
+        # Whatever got started goes before the error; the caller restores the machine.
         for process in reversed(list(supervisor.processes)):
             if process.name.startswith(f"{spec.name}-"):
                 supervisor.stop(process, grace_seconds=1)
-        time.sleep(0.5)
-        record.restore()
-        record_path(state).unlink(missing_ok=True)
         raise
 
 
@@ -290,7 +314,6 @@ def _start(
     record: HostRecord,
     began: float,
 ) -> RealNode:
-    _create_bridge()
     _create_cgroups(_cgroup_name(spec))
     cni_conf = write_cni_config(state)
     containerd_config = write_containerd_config(state, binaries, cni_conf)
@@ -312,7 +335,7 @@ def _start(
         ],
     )
     wait_until("the node's namespace", lambda: _namespace_pid(holder) > 0, 10, [holder])
-    node = RealNode(spec, state, binaries, record, holder, _namespace_pid(holder))
+    node = RealNode(spec, state, binaries, holder, _namespace_pid(holder))
     path_env = {"PATH": f"{binaries.search_path()}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
     containerd = supervisor.start(
         f"{spec.name}-containerd",
@@ -373,13 +396,32 @@ def _start(
         30,
         [kubelet],
     )
+    _start_kube_proxy(supervisor, node, plane)
     node.ready_seconds = time.monotonic() - began
     return node
 
 
-def stop_real_node(supervisor: Supervisor, node: RealNode) -> list[str]:
-    """Kills everything in the node's namespace, then restores the machine; returns
-    what could not be restored (empty when all went back)."""
+def _start_kube_proxy(supervisor: Supervisor, node: RealNode, plane: ControlPlane) -> None:
+    state = node.state_dir
+    cert, key = state / "pki" / "kube-proxy.crt", state / "pki" / "kube-proxy.key"
+    issue_client_cert(plane.pki, cert, key, KUBE_PROXY_USER)
+    kubeconfig = state / "kube-proxy.kubeconfig"
+    write_kubeconfig(kubeconfig, plane.server, plane.pki, KUBE_PROXY_USER, cert, key)
+    healthz = free_port()
+    config = write_kube_proxy_config(
+        state, kubeconfig, node.spec.name, NODE_IP, POD_SUBNET, healthz, free_port()
+    )
+    process = supervisor.start(
+        f"{node.spec.name}-kube-proxy",
+        [*node.enter(), str(node.binaries.kube_proxy), f"--config={config}", "--v=1"],
+        env={"PATH": str(tool_dir(state))},
+    )
+    wait_until("kube-proxy's Service rules", lambda: synced(healthz), 60, [process])
+
+
+def stop_real_node(supervisor: Supervisor, node: RealNode) -> None:
+    """Kills everything in the node's namespace (the cluster restores the machine once
+    its other servers, which listen on the bridge, are gone too)."""
     # SIGKILL to the namespace's first process: the kernel kills every process in the
     # namespace (kubelet, containerd, shims, containers); nsenter and unshare, outside
     # it, exit with their children.
@@ -391,7 +433,3 @@ def stop_real_node(supervisor: Supervisor, node: RealNode) -> list[str]:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and Path(f"/proc/{node.namespace_pid}").exists():
         time.sleep(0.1)
-    left = node.record.restore()
-    if not left:
-        record_path(node.state_dir).unlink(missing_ok=True)
-    return left
