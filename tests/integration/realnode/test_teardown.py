@@ -96,7 +96,7 @@ def test_down_restores_everything_a_real_node_changed(tmp_path):
         assert during["bridge"] is True
         assert during["cgroups"]
         assert during["sysctls"] != before["sysctls"] or during["paths"] != before["paths"]
-        assert "ip kube-proxy" in during["nft tables"]
+        assert "ip kube-proxy" in nft_tables()
         assert node_processes()
         # ... while its mounts stayed in its own namespace.
         assert during["mounts"] == before["mounts"]
