@@ -65,6 +65,8 @@ class ClusterSettings:
     # Real nodes (containerd, runc and the kubelet on this machine; needs root): 0 or 1.
     real_nodes: int = 0
     real_node_gpu_slots: int = 2
+    # Load the trainer image last built (about 6 GB; `tailor-cluster images --trainer`).
+    real_node_trainer: bool = False
 
     def node_specs(self) -> list[GpuNodeSpec]:
         return [
@@ -235,6 +237,13 @@ class LocalCluster:
         assert self.host_record is not None
         builder = ImageBuilder()
         images = [builder.pause_image().archive, builder.operator_image().archive]
+        if self.settings.real_node_trainer:
+            trainer = builder.newest_trainer_image()
+            if trainer is None:
+                raise ProcessFailed(
+                    "no trainer image: build it with `tailor-cluster images --trainer`"
+                )
+            images.append(trainer.archive)
         node = start_real_node(
             self.supervisor,
             plane,

@@ -101,7 +101,13 @@ class RealNode:
         return [nsenter, f"--target={self.namespace_pid}", "--mount", "--pid", "--"]
 
     def load_image(self, archive: Path) -> None:
-        self.ctr("images", "import", "--no-unpack=false", str(archive))
+        # Unpacked into snapshots, the layer blobs are a second copy: let them go (the
+        # trainer image's are some 6 GB). Nothing here pulls, so nothing needs them.
+        # (ctr offers that only when it imports itself, not through containerd's
+        # transfer service: --local.)
+        self.ctr(
+            "images", "import", "--local", "--discard-unpacked-layers", str(archive), timeout=900
+        )
 
 
 def record_path(state_dir: Path) -> Path:
@@ -433,3 +439,6 @@ def stop_real_node(supervisor: Supervisor, node: RealNode) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and Path(f"/proc/{node.namespace_pid}").exists():
         time.sleep(0.1)
+    # The images' unpacked snapshots (the trainer's alone is some 6 GB) are re-imported
+    # at every start: they would only hold the disk until the state folder goes.
+    shutil.rmtree(node.state_dir / "containerd" / "root", ignore_errors=True)
