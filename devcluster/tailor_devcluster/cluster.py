@@ -29,12 +29,11 @@ from tailor_devcluster.kwok import (
     start_kwok,
 )
 from tailor_devcluster.minio import S3Endpoint, start_minio
+from tailor_devcluster.nodeconfig import NODE_IP, RealNodeSpec
 from tailor_devcluster.processes import ProcessFailed, Supervisor, wait_until
 from tailor_devcluster.prometheus import PrometheusServer, start_prometheus
 from tailor_devcluster.realnode import (
-    NODE_IP,
     RealNode,
-    RealNodeSpec,
     prepare_host,
     record_path,
     start_real_node,

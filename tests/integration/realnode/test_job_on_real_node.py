@@ -20,7 +20,7 @@ from tailor_devcluster.cluster import ClusterSettings, LocalCluster
 from tailor_devcluster.demo.job import ONE_TRIAL, apply, demo_job
 from tailor_devcluster.demo.stack import prepare_namespace, upload_digits
 from tailor_devcluster.images import ImageBuilder
-from tailor_devcluster.realnode import CPU_SLOT_PRODUCT, REAL_NODE_LABEL
+from tailor_devcluster.nodeconfig import CPU_SLOT_PRODUCT, REAL_NODE_LABEL
 from tests.chart.install import Release, create_restricted_namespace, installed
 from tests.integration.operator.conftest import GROUP, PLURAL, VERSION
 

@@ -20,7 +20,7 @@ from tailor_devcluster.hostchanges import (
     node_sysctls,
     read_sysctl,
 )
-from tailor_devcluster.realnode import BRIDGE
+from tailor_devcluster.nodeconfig import BRIDGE
 
 from .conftest import REAL_NODE, real_node_tests_enabled
 

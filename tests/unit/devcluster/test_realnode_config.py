@@ -10,8 +10,7 @@ from tailor_devcluster.controlplane import SERVICE_CIDR, ControlPlane
 from tailor_devcluster.hostchanges import HostRecord
 from tailor_devcluster.images import PAUSE_IMAGE
 from tailor_devcluster.kubeproxy import write_kube_proxy_config
-from tailor_devcluster.pki import create_pki
-from tailor_devcluster.realnode import (
+from tailor_devcluster.nodeconfig import (
     BRIDGE,
     CONTAINERD_STATE,
     NODE_IP,
@@ -20,6 +19,7 @@ from tailor_devcluster.realnode import (
     write_containerd_config,
     write_kubelet_config,
 )
+from tailor_devcluster.pki import create_pki
 
 
 def binaries(tmp_path: Path) -> NodeBinaries:
