@@ -8,7 +8,7 @@ GO_TOOLS := kubernetes etcd kwok minio helm kstatus
 NODE_TOOLS := containerd runc cni-plugins kubelet
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools node-tools images test test-real-node test-unit test-integration lint cluster-up cluster-down install-crds run bench clean demo
+.PHONY: help venv tools node-tools images trainer-image test test-real-node test-unit test-integration lint cluster-up cluster-down install-crds run bench clean demo
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -39,6 +39,10 @@ node-tools:  ## build a real node's binaries: containerd, runc, CNI plugins, kub
 images: venv  ## build a real node's images with buildah (operator, base, pause; cached by inputs)
 	@hack/system-packages.sh node
 	$(VENV)/bin/tailor-cluster images
+
+trainer-image: venv  ## also build the trainer image (~6 GB, ~7 min cold; stops below 12 GiB free disk)
+	@hack/system-packages.sh node
+	$(VENV)/bin/tailor-cluster images --trainer
 
 test: venv tools  ## run every test: unit, integration (real servers), end to end
 	$(PY) -m pytest $(PYTEST_ARGS)

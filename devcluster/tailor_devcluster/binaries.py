@@ -80,13 +80,14 @@ class Binaries:
 @dataclass(frozen=True)
 class NodeBinaries:
     """What a real node runs: containerd (with its runc shim and ctr), runc, the CNI
-    plugins (a folder containerd is pointed at) and the kubelet."""
+    plugins (a folder containerd is pointed at), the kubelet and kube-proxy."""
 
     containerd: Path
     ctr: Path
     runc: Path
     cni_dir: Path
     kubelet: Path
+    kube_proxy: Path
 
     @classmethod
     def locate(cls) -> "NodeBinaries":
@@ -97,6 +98,7 @@ class NodeBinaries:
             runc=folders["runc"] / "runc",
             cni_dir=folders["cni-plugins"],
             kubelet=folders["kubelet"] / "kubelet",
+            kube_proxy=folders["kubelet"] / "kube-proxy",
         )
         for binary in (
             found.containerd,
@@ -108,6 +110,7 @@ class NodeBinaries:
             found.cni_dir / "loopback",
             found.cni_dir / "portmap",
             found.kubelet,
+            found.kube_proxy,
         ):
             if not binary.is_file():
                 raise MissingBinary(f"expected binary {binary} is missing; delete its cache folder")

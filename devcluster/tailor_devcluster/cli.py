@@ -5,7 +5,8 @@ tailor-cluster up      start it (or report the one running) and print its variab
                        --real-nodes 1: with a real node, containerd and a kubelet; root)
 tailor-cluster down    stop every process it started (and restore what a real node changed)
 tailor-cluster env     print the variables of the running cluster
-tailor-cluster images  build a real node's images with buildah (cached by their inputs)
+tailor-cluster images  build a real node's images with buildah (cached by their inputs;
+                       --trainer: the trainer image too, about 6 GB)
 """
 
 import argparse
@@ -63,6 +64,7 @@ def _serve(arguments: argparse.Namespace) -> int:
         gpu_nodes=arguments.gpu_nodes,
         agent_slots=arguments.agent_slots,
         real_nodes=arguments.real_nodes,
+        real_node_trainer=arguments.trainer_image,
     )
     cluster = LocalCluster(settings)
     try:
@@ -113,6 +115,7 @@ def _up(arguments: argparse.Namespace) -> int:
             str(arguments.agent_slots),
             "--real-nodes",
             str(arguments.real_nodes),
+            *(["--trainer-image"] if arguments.trainer_image else []),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -176,7 +179,7 @@ def _env(arguments: argparse.Namespace) -> int:
 
 
 def _images(arguments: argparse.Namespace) -> int:
-    return build_all()
+    return build_all(trainer=arguments.trainer)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -208,13 +211,26 @@ def main(argv: list[str] | None = None) -> int:
         help="also run a real node: containerd, runc and a kubelet on this machine, with the "
         "operator image loaded (needs root; see docs/demo.md); default 0",
     )
+    up.add_argument(
+        "--trainer-image",
+        action="store_true",
+        help="with --real-nodes 1: load the trainer image too (about 6 GB; `tailor-cluster "
+        "images --trainer` builds it)",
+    )
     serve = commands.add_parser("serve", help=argparse.SUPPRESS)
     serve.add_argument("--gpu-nodes", type=int, default=4)
     serve.add_argument("--agent-slots", type=int, default=0)
     serve.add_argument("--real-nodes", type=int, default=0)
+    serve.add_argument("--trainer-image", action="store_true")
     commands.add_parser("down", help="stop the local cluster")
     commands.add_parser("env", help="print the running cluster's variables")
-    commands.add_parser("images", help="build a real node's images (buildah; cached)")
+    images = commands.add_parser("images", help="build a real node's images (buildah; cached)")
+    images.add_argument(
+        "--trainer",
+        action="store_true",
+        help="also the trainer image (about 6 GB; stops before the disk has under "
+        "TAILOR_DISK_FLOOR_GIB, default 12, free)",
+    )
     arguments = parser.parse_args(argv)
     handlers = {
         "up": _up,

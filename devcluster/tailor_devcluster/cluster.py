@@ -13,12 +13,14 @@ from kubernetes import client, config
 
 from tailor_devcluster.binaries import Binaries
 from tailor_devcluster.controlplane import (
+    LOOPBACK,
     NODE_MONITOR_GRACE_SECONDS,
     ControlPlane,
     start_apiserver,
     start_controllers,
     start_etcd,
 )
+from tailor_devcluster.hostchanges import HostRecord
 from tailor_devcluster.images import ImageBuilder
 from tailor_devcluster.kwok import (
     NODE_LEASE_SECONDS,
@@ -27,9 +29,16 @@ from tailor_devcluster.kwok import (
     start_kwok,
 )
 from tailor_devcluster.minio import S3Endpoint, start_minio
+from tailor_devcluster.nodeconfig import NODE_IP, RealNodeSpec
 from tailor_devcluster.processes import ProcessFailed, Supervisor, wait_until
 from tailor_devcluster.prometheus import PrometheusServer, start_prometheus
-from tailor_devcluster.realnode import RealNode, RealNodeSpec, start_real_node, stop_real_node
+from tailor_devcluster.realnode import (
+    RealNode,
+    prepare_host,
+    record_path,
+    start_real_node,
+    stop_real_node,
+)
 
 DEFAULT_GPU_PRODUCTS = ("NVIDIA-A100-SXM4-80GB", "NVIDIA-H100-80GB-HBM3")
 
@@ -55,6 +64,8 @@ class ClusterSettings:
     # Real nodes (containerd, runc and the kubelet on this machine; needs root): 0 or 1.
     real_nodes: int = 0
     real_node_gpu_slots: int = 2
+    # Load the trainer image last built (about 6 GB; `tailor-cluster images --trainer`).
+    real_node_trainer: bool = False
 
     def node_specs(self) -> list[GpuNodeSpec]:
         return [
@@ -81,6 +92,8 @@ class LocalCluster:
         self.gpu_nodes: list[str] = []
         self.agent_node: str | None = None
         self.real_nodes: list[RealNode] = []
+        # The machine as it was before a real node's bridge, restored at stop.
+        self.host_record: HostRecord | None = None
         # What a real node could not put back on the machine at stop (empty: all of it).
         self.host_left: list[str] = []
         self.startup_seconds = 0.0
@@ -94,6 +107,8 @@ class LocalCluster:
         # Every process is started from this thread: a child's PR_SET_PDEATHSIG fires
         # when the *thread* that forked it ends, so no worker threads here.
         try:
+            if self.settings.real_nodes > 0:
+                self._prepare_real_node_host()
             if self.settings.minio:
                 self._start_minio(binaries)
             if self.settings.prometheus:
@@ -108,9 +123,20 @@ class LocalCluster:
 
     def stop(self) -> None:
         for node in self.real_nodes:
-            self.host_left += stop_real_node(self.supervisor, node)
+            stop_real_node(self.supervisor, node)
         self.real_nodes = []
         self.supervisor.stop_all()
+        if self.host_record is not None:
+            self.host_left += self.host_record.restore()
+            if not self.host_left:
+                record_path(self.real_node_state_dir).unlink(missing_ok=True)
+            self.host_record = None
+
+    @property
+    def host_address(self) -> str:
+        """Where the API server and MinIO listen: the real node's bridge, which its pods
+        reach (and this machine too), else loopback."""
+        return NODE_IP if self.settings.real_nodes > 0 else LOOPBACK
 
     def __enter__(self) -> "LocalCluster":
         return self.start()
@@ -124,7 +150,9 @@ class LocalCluster:
         self.stop()
 
     def _start_minio(self, binaries: Binaries) -> None:
-        self.s3 = start_minio(self.supervisor, binaries, self.settings.state_dir / "minio")
+        self.s3 = start_minio(
+            self.supervisor, binaries, self.settings.state_dir / "minio", self.host_address
+        )
 
     def _start_prometheus(self, binaries: Binaries) -> None:
         self.prometheus = start_prometheus(
@@ -134,7 +162,9 @@ class LocalCluster:
     def _start_kubernetes(self, binaries: Binaries) -> None:
         state = self.settings.state_dir
         etcd_url = start_etcd(self.supervisor, binaries, state / "etcd")
-        plane = self.plane = start_apiserver(self.supervisor, binaries, etcd_url, state)
+        plane = self.plane = start_apiserver(
+            self.supervisor, binaries, etcd_url, state, self.host_address
+        )
         start_controllers(
             self.supervisor, binaries, plane, self.settings.node_monitor_grace_seconds
         )
@@ -194,13 +224,34 @@ class LocalCluster:
         """A real node's containerd, kubelet and CNI state, and its record of the machine."""
         return self.settings.state_dir / "realnode"
 
-    def _start_real_nodes(self, core: client.CoreV1Api, plane: ControlPlane) -> None:
+    def _prepare_real_node_host(self) -> None:
         if self.settings.real_nodes != 1:
             raise ProcessFailed("one real node at most for now (they would share the bridge)")
+        self.host_record = prepare_host(self.real_node_state_dir, self._real_node_spec())
+
+    def _real_node_spec(self) -> RealNodeSpec:
+        return RealNodeSpec(gpu_slots=self.settings.real_node_gpu_slots)
+
+    def _start_real_nodes(self, core: client.CoreV1Api, plane: ControlPlane) -> None:
+        assert self.host_record is not None
         builder = ImageBuilder()
         images = [builder.pause_image().archive, builder.operator_image().archive]
-        spec = RealNodeSpec(gpu_slots=self.settings.real_node_gpu_slots)
-        node = start_real_node(self.supervisor, plane, core, self.real_node_state_dir, spec, images)
+        if self.settings.real_node_trainer:
+            trainer = builder.newest_trainer_image()
+            if trainer is None:
+                raise ProcessFailed(
+                    "no trainer image: build it with `tailor-cluster images --trainer`"
+                )
+            images.append(trainer.archive)
+        node = start_real_node(
+            self.supervisor,
+            plane,
+            core,
+            self.real_node_state_dir,
+            self._real_node_spec(),
+            images,
+            self.host_record,
+        )
         self.real_nodes.append(node)
 
     def _nodes_ready(self, core: client.CoreV1Api) -> bool:

@@ -1,4 +1,8 @@
-"""etcd, kube-apiserver, kube-controller-manager and kube-scheduler on loopback."""
+"""etcd, kube-apiserver, kube-controller-manager and kube-scheduler.
+
+All on loopback, except the API server of a cluster with a real node: it listens and
+advertises on the node's bridge address, which pods reach (loopback is their own).
+"""
 
 import ssl
 from dataclasses import dataclass
@@ -10,6 +14,7 @@ from tailor_devcluster.pki import ClusterPki, create_pki
 from tailor_devcluster.ports import free_port
 from tailor_devcluster.processes import Supervisor, answers_ok, wait_until
 
+LOOPBACK = "127.0.0.1"
 SERVICE_CIDR = "10.0.0.0/24"
 # Pods on a node that stops answering are evicted after this many seconds
 # (the upstream default is 300): fast enough for tests of node loss.
@@ -62,20 +67,26 @@ def start_etcd(supervisor: Supervisor, binaries: Binaries, data_dir: Path) -> st
 
 
 def start_apiserver(
-    supervisor: Supervisor, binaries: Binaries, etcd_url: str, state_dir: Path
+    supervisor: Supervisor,
+    binaries: Binaries,
+    etcd_url: str,
+    state_dir: Path,
+    address: str = LOOPBACK,
 ) -> ControlPlane:
-    pki = create_pki(state_dir / "pki")
+    pki = create_pki(state_dir / "pki", server_ips=(address,))
     port = free_port()
-    server = f"https://127.0.0.1:{port}"
+    server = f"https://{address}:{port}"
+    # On loopback the `kubernetes` Service cannot have endpoints (nothing in a pod could
+    # reach them); elsewhere the API server keeps them, and kube-proxy serves them.
+    reconciler = "none" if address == LOOPBACK else "lease"
     process = supervisor.start(
         "kube-apiserver",
         [
             str(binaries.kube_apiserver),
             f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
-            # Loopback cannot back the `kubernetes` Service; nothing in-cluster needs it here.
-            "--endpoint-reconciler-type=none",
+            f"--bind-address={address}",
+            f"--advertise-address={address}",
+            f"--endpoint-reconciler-type={reconciler}",
             f"--secure-port={port}",
             f"--tls-cert-file={pki.server_cert}",
             f"--tls-private-key-file={pki.server_key}",

@@ -19,6 +19,14 @@ from pathlib import Path
 
 # The kubelet sets these at start (its "protect kernel defaults" values).
 KUBELET_SYSCTLS = ("vm.overcommit_memory", "kernel.panic", "kernel.panic_on_oops")
+# kube-proxy's conntrack settings: configured to leave them (kubeproxy.py), recorded in
+# case it does not. Present only while the kernel's conntrack is loaded.
+KUBE_PROXY_SYSCTLS = (
+    "net.netfilter.nf_conntrack_max",
+    "net.netfilter.nf_conntrack_tcp_timeout_established",
+    "net.netfilter.nf_conntrack_tcp_timeout_close_wait",
+    "net.netfilter.nf_conntrack_tcp_be_liberal",
+)
 # Paths the kubelet, containerd and the CNI plugins use whatever their configuration says.
 FIXED_PATHS = (
     "/var/lib/kubelet",
@@ -38,6 +46,12 @@ def read_sysctl(name: str) -> str:
 
 def write_sysctl(name: str, value: str) -> None:
     Path("/proc/sys", *name.split(".")).write_text(value + "\n")
+
+
+def node_sysctls() -> list[str]:
+    """The sysctls a real node may write, of those this kernel has."""
+    names = (*KUBELET_SYSCTLS, *KUBE_PROXY_SYSCTLS)
+    return [name for name in names if Path("/proc/sys", *name.split(".")).is_file()]
 
 
 def cgroup_hierarchies(unified: bool = False) -> list[Path]:
@@ -99,7 +113,7 @@ class HostRecord:
     @classmethod
     def take(cls, cgroup_name: str, bridge: str) -> "HostRecord":
         return cls(
-            sysctls={name: read_sysctl(name) for name in KUBELET_SYSCTLS},
+            sysctls={name: read_sysctl(name) for name in node_sysctls()},
             existing_paths=[path for path in FIXED_PATHS if os.path.lexists(path)],
             iptables=iptables_rules(),
             cgroup_name=cgroup_name,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tailor_devcluster.binaries import MissingBinary, repo_root
+from tailor_devcluster.diskguard import GIB, DiskGuard
 
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
@@ -28,7 +29,9 @@ BASE_IMAGE = "localhost/tailor/python-base:bookworm"
 PAUSE_IMAGE = "localhost/tailor/pause:1"
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 OPERATOR_IMAGE = "ghcr.io/tailor-dev/tailor-operator:0.1.0"
-# The files docker/operator.Dockerfile copies (its .dockerignore keeps only these).
+TRAINER_IMAGE = "ghcr.io/tailor-dev/tailor-trainer:0.1.0"
+# The files docker/operator.Dockerfile and docker/trainer.Dockerfile copy (their
+# .dockerignore files keep only these).
 OPERATOR_INPUTS = (
     "pyproject.toml",
     "README.md",
@@ -139,20 +142,36 @@ class ImageBuilder:
         ]
 
     def _build(
-        self, name: str, dockerfile: Path, context: Path, key: str, build_args: dict[str, str]
+        self,
+        name: str,
+        dockerfile: Path,
+        context: Path,
+        key: str,
+        build_args: dict[str, str],
+        guard: DiskGuard | None = None,
+        keep_in_storage: bool = True,
     ) -> BuiltImage:
-        """Builds `dockerfile` as `name` unless an archive for `key` exists."""
+        """Builds `dockerfile` as `name` unless an archive for `key` exists; with a
+        `guard`, every step stops before the disk's free space falls below its floor."""
         slug = name.rsplit("/", 1)[-1].replace(":", "-")
         archive = self.cache / f"{slug}-{key}.tar"
         if archive.is_file():
             return BuiltImage(name, archive, 0.0)
         began = time.monotonic()
         self.cache.mkdir(parents=True, exist_ok=True)
+
+        def run(argv: list[str], what: str) -> None:
+            if guard is None:
+                _run(argv, what)
+            else:
+                guard.run(argv, what)
+
         argv = self._buildah(
             "build",
             "--isolation=chroot",
             "--pull=never",
             "--layers=false",
+            "--force-rm",  # a failed build leaves no working container (a copy of it all)
             f"--file={dockerfile}",
             f"--tag={name}",
         )
@@ -161,13 +180,19 @@ class ImageBuilder:
             argv.append(f"--ignorefile={ignore}")
         for arg, value in build_args.items():
             argv.append(f"--build-arg={arg}={value}")
-        _run([*argv, str(context)], f"buildah build {name}")
-        partial = archive.with_suffix(".partial")
-        partial.unlink(missing_ok=True)
-        _run(
-            self._buildah("push", name, f"docker-archive:{partial}:{name}"),
-            f"buildah push {name}",
-        )
+        try:
+            run([*argv, str(context)], f"buildah build {name}")
+            partial = archive.with_suffix(".partial")
+            partial.unlink(missing_ok=True)
+            run(
+                self._buildah("push", name, f"docker-archive:{partial}:{name}"),
+                f"buildah push {name}",
+            )
+        except BaseException:
+            archive.with_suffix(".partial").unlink(missing_ok=True)
+            subprocess.run(self._buildah("rm", "--all"), capture_output=True, check=False)
+            subprocess.run(self._buildah("rmi", "--prune"), capture_output=True, check=False)
+            raise
         partial.rename(archive)
         # Keep the newest build only: archives of earlier inputs, and the images in
         # buildah's storage that lost their tag to this one.
@@ -175,6 +200,9 @@ class ImageBuilder:
             if stale != archive:
                 stale.unlink()
         subprocess.run(self._buildah("rmi", "--prune"), capture_output=True, check=False)
+        if not keep_in_storage:
+            # Nothing builds FROM it: the archive is the one copy worth its disk.
+            subprocess.run(self._buildah("rmi", name), capture_output=True, check=False)
         return BuiltImage(name, archive, time.monotonic() - began)
 
     # -- the images ------------------------------------------------------------
@@ -275,11 +303,57 @@ class ImageBuilder:
             )
         return self._build(OPERATOR_IMAGE, dockerfile, root, key, {"PYTHON_IMAGE": BASE_IMAGE})
 
+    def trainer_image(self, guard: DiskGuard | None = None) -> BuiltImage:
+        """docker/trainer.Dockerfile, unchanged, on the local base image instead of
+        NVIDIA's CUDA base (which cannot be pulled here; torch's wheels bring their own
+        CUDA libraries): about 6 GB, built under a disk floor (diskguard.py)."""
+        root = repo_root()
+        base = self.base_image()
+        dockerfile = root / "docker" / "trainer.Dockerfile"
+        key = _digest(
+            base.archive.name.encode(),
+            dockerfile.read_bytes(),
+            dockerfile.with_name(dockerfile.name + ".dockerignore").read_bytes(),
+            _tree_digest(root, OPERATOR_INPUTS),
+        )
+        archive = self.cache / f"tailor-trainer-0.1.0-{key}.tar"
+        if not archive.is_file():
+            _run(
+                self._buildah("pull", f"docker-archive:{base.archive}"),
+                "buildah pull of the base image",
+            )
+        self.cache.mkdir(parents=True, exist_ok=True)
+        guard = guard or DiskGuard(self.cache)
+        return self._build(
+            TRAINER_IMAGE,
+            dockerfile,
+            root,
+            key,
+            {"CUDA_IMAGE": BASE_IMAGE},
+            guard=guard,
+            keep_in_storage=False,
+        )
 
-def build_all() -> int:
-    """`tailor-cluster images`: build (or find cached) the real node's images."""
+    def newest_trainer_image(self) -> BuiltImage | None:
+        """The trainer image last built, whatever its inputs were (one is kept): a real
+        node loads it rather than spend minutes and 6 GB of copies at every start;
+        `tailor-cluster images --trainer` brings it up to date."""
+        found = sorted(
+            self.cache.glob("tailor-trainer-0.1.0-*.tar"), key=lambda p: p.stat().st_mtime
+        )
+        return BuiltImage(TRAINER_IMAGE, found[-1], 0.0) if found else None
+
+
+def build_all(trainer: bool = False) -> int:
+    """`tailor-cluster images`: build (or find cached) the real node's images; the
+    trainer image (about 6 GB) only when asked."""
     builder = ImageBuilder()
-    for build in (builder.pause_image, builder.base_image, builder.operator_image):
+    builds = [builder.pause_image, builder.base_image, builder.operator_image]
+    builder.cache.mkdir(parents=True, exist_ok=True)
+    guard = DiskGuard(builder.cache)
+    if trainer:
+        builds.append(lambda: builder.trainer_image(guard))
+    for build in builds:
         began = time.monotonic()
         image = build()
         state = "built" if image.build_seconds else "cached"
@@ -289,4 +363,6 @@ def build_all() -> int:
             f"{size:.0f} MiB ({image.archive})",
             flush=True,
         )
+    if trainer and guard.lowest_free is not None:
+        print(f"lowest free disk space during the build: {guard.lowest_free / GIB:.1f} GiB")
     return 0

@@ -46,11 +46,15 @@ class S3Endpoint:
         }
 
 
-def start_minio(supervisor: Supervisor, binaries: Binaries, data_dir: Path) -> S3Endpoint:
+def start_minio(
+    supervisor: Supervisor, binaries: Binaries, data_dir: Path, address: str = "127.0.0.1"
+) -> S3Endpoint:
+    """MinIO on `address`: loopback, or a real node's bridge address so that the pods
+    and this machine use one endpoint URL."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port, console_port = free_port(), free_port()
     endpoint = S3Endpoint(
-        endpoint_url=f"http://127.0.0.1:{port}",
+        endpoint_url=f"http://{address}:{port}",
         access_key="tailor-" + secrets.token_hex(4),
         secret_key=secrets.token_urlsafe(24),
     )
@@ -60,7 +64,7 @@ def start_minio(supervisor: Supervisor, binaries: Binaries, data_dir: Path) -> S
             str(binaries.minio),
             "server",
             str(data_dir),
-            f"--address=127.0.0.1:{port}",
+            f"--address={address}:{port}",
             f"--console-address=127.0.0.1:{console_port}",
             "--quiet",
         ],

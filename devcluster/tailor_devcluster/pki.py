@@ -91,8 +91,9 @@ def _issue(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def create_pki(directory: Path) -> ClusterPki:
-    """Writes a fresh CA and the certificates signed by it into `directory`."""
+def create_pki(directory: Path, server_ips: tuple[str, ...] = ()) -> ClusterPki:
+    """Writes a fresh CA and the certificates signed by it into `directory`; the API
+    server's certificate also names `server_ips`."""
     directory.mkdir(parents=True, exist_ok=True)
     pki = ClusterPki(
         ca_cert=directory / "ca.crt",
@@ -119,6 +120,7 @@ def create_pki(directory: Path) -> ClusterPki:
         "kubernetes.default.svc.cluster.local",
     ]
     ips = ["127.0.0.1", "::1", "10.0.0.1"]
+    ips += [ip for ip in server_ips if ip not in ips]
     alt: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
     alt += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
     server_cert = _issue(

@@ -7,13 +7,20 @@ machine and vanish with the namespace; killing its first process kills every
 container and shim in it.
 
 Needs root. What it changes on the machine (three sysctls the kubelet sets, a bridge,
-cgroups, fixed paths, iptables chains) is recorded first and restored at `stop`
-(hostchanges.py).
+cgroups, fixed paths, iptables chains, kube-proxy's nftables tables) is recorded first
+(`prepare_host`, before the cluster's servers start: the API server and MinIO listen on
+the bridge) and restored by the cluster at stop (hostchanges.py).
+
+Its names, addresses and configuration files are in nodeconfig.py. Pods reach the API
+server as real clusters' pods do: the `kubernetes` Service's cluster IP, which
+kube-proxy (kubeproxy.py) translates to the API server on the bridge; their one route
+beyond the bridge is the Service range, through the node. MinIO they reach on the
+bridge itself.
 """
 
 import contextlib
-import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -25,36 +32,34 @@ from kubernetes import client
 from tailor_devcluster.binaries import NodeBinaries
 from tailor_devcluster.controlplane import ControlPlane
 from tailor_devcluster.hostchanges import HostRecord, cgroup_hierarchies
-from tailor_devcluster.images import PAUSE_IMAGE
 from tailor_devcluster.kubeconfig import write_kubeconfig
+from tailor_devcluster.kubeproxy import (
+    KUBE_PROXY_USER,
+    synced,
+    tool_dir,
+    write_kube_proxy_config,
+)
+from tailor_devcluster.nodeconfig import (
+    BRIDGE,
+    CONTAINERD_STATE,
+    GPU_COUNT_LABEL,
+    GPU_PRODUCT_LABEL,
+    GPU_RESOURCE,
+    KUBELET_ROOT,
+    NODE_IP,
+    POD_SUBNET,
+    REAL_NODE_LABEL,
+    RealNodeSpec,
+    cgroup_name,
+    write_cni_config,
+    write_containerd_config,
+    write_kubelet_config,
+)
 from tailor_devcluster.pki import issue_client_cert
 from tailor_devcluster.ports import free_port
 from tailor_devcluster.processes import ManagedProcess, ProcessFailed, Supervisor, wait_until
 
-BRIDGE = "tailor0"
-# The bridge's address is the node's InternalIP (the kubelet refuses loopback) and the
-# pods' subnet; the CNI plugins hand out addresses from .10 up.
-NODE_IP = "10.244.0.1"
-POD_SUBNET = "10.244.0.0/24"
-GPU_RESOURCE = "nvidia.com/gpu"
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-GPU_COUNT_LABEL = "nvidia.com/gpu.count"
-REAL_NODE_LABEL = "tailor.dev/real-node"
-CPU_SLOT_PRODUCT = "tailor-cpu-slot"
 RECORD_FILE = "host-record.json"
-# Unix sockets take paths of at most 107 bytes, which a state folder deep in a test's
-# temporary directory exceeds: containerd's state (its sockets, its shims') and the
-# kubelet's root (pod-resources, device plugins) live at their usual short paths,
-# which the machine must not be using already (they are removed at stop).
-CONTAINERD_STATE = Path("/run/containerd")
-KUBELET_ROOT = Path("/var/lib/kubelet")
-
-
-@dataclass(frozen=True)
-class RealNodeSpec:
-    name: str = "tailor-node-0"
-    gpu_slots: int = 2  # CPU-backed "GPU" slots, advertised as nvidia.com/gpu
-    product: str = CPU_SLOT_PRODUCT
 
 
 @dataclass
@@ -62,7 +67,6 @@ class RealNode:
     spec: RealNodeSpec
     state_dir: Path
     binaries: NodeBinaries
-    record: HostRecord
     holder: ManagedProcess
     namespace_pid: int  # the first process inside the namespace
     ready_seconds: float = 0.0
@@ -84,10 +88,18 @@ class RealNode:
 
     def enter(self) -> list[str]:
         """The argv prefix that runs a command in the node's mount and PID namespace."""
-        return ["nsenter", f"--target={self.namespace_pid}", "--mount", "--pid", "--"]
+        # By its full path: kube-proxy runs with a PATH of its own (kubeproxy.py).
+        nsenter = shutil.which("nsenter") or "nsenter"
+        return [nsenter, f"--target={self.namespace_pid}", "--mount", "--pid", "--"]
 
     def load_image(self, archive: Path) -> None:
-        self.ctr("images", "import", "--no-unpack=false", str(archive))
+        # Unpacked into snapshots, the layer blobs are a second copy: let them go (the
+        # trainer image's are some 6 GB). Nothing here pulls, so nothing needs them.
+        # (ctr offers that only when it imports itself, not through containerd's
+        # transfer service: --local.)
+        self.ctr(
+            "images", "import", "--local", "--discard-unpacked-layers", str(archive), timeout=900
+        )
 
 
 def record_path(state_dir: Path) -> Path:
@@ -104,10 +116,6 @@ def restore_host(state_dir: Path) -> list[str]:
     if not left:
         path.unlink()
     return left
-
-
-def _cgroup_name(spec: RealNodeSpec) -> str:
-    return f"tailor-{spec.name}"
 
 
 def _create_bridge() -> None:
@@ -127,109 +135,6 @@ def _create_cgroups(name: str) -> None:
                 (path / setting).write_text((hierarchy / setting).read_text())
 
 
-def write_cni_config(state: Path) -> Path:
-    conf_dir = state / "cni" / "net.d"
-    conf_dir.mkdir(parents=True, exist_ok=True)
-    conflist = {
-        "cniVersion": "1.0.0",
-        "name": "tailor",
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": BRIDGE,
-                # The bridge is ours (with the node IP); no gateway, no masquerade, so
-                # net.ipv4.ip_forward stays as it was.
-                "isGateway": False,
-                "ipMasq": False,
-                "ipam": {
-                    "type": "host-local",
-                    "ranges": [[{"subnet": POD_SUBNET, "rangeStart": "10.244.0.10"}]],
-                    "dataDir": str(state / "cni" / "ipam"),
-                },
-            },
-            {"type": "portmap", "capabilities": {"portMappings": True}},
-        ],
-    }
-    (conf_dir / "10-tailor.conflist").write_text(json.dumps(conflist, indent=2) + "\n")
-    return conf_dir
-
-
-def write_containerd_config(state: Path, binaries: NodeBinaries, cni_conf: Path) -> Path:
-    root = state / "containerd"
-    root.mkdir(parents=True, exist_ok=True)
-    config = f"""\
-version = 4
-root = "{root / "root"}"
-state = "{CONTAINERD_STATE}"
-
-[grpc]
-
-[plugins.'io.containerd.server.v1.grpc']
-  address = "{CONTAINERD_STATE / "containerd.sock"}"
-
-[plugins.'io.containerd.nri.v1.nri']
-  disable = true
-
-[plugins.'io.containerd.cri.v1.images']
-  # Nothing can be pulled here: every image is imported, the pause image included.
-  [plugins.'io.containerd.cri.v1.images'.pinned_images]
-    sandbox = "{PAUSE_IMAGE}"
-
-[plugins.'io.containerd.cri.v1.runtime']
-  # No CAP_SYS_RESOURCE here: containers may not get a lower oom_score_adj than ours.
-  restrict_oom_score_adj = true
-  [plugins.'io.containerd.cri.v1.runtime'.cni]
-    bin_dirs = ["{binaries.cni_dir}"]
-    conf_dir = "{cni_conf}"
-"""
-    # `[grpc]` above is a v1 leftover some versions warn about: drop it.
-    config = config.replace("[grpc]\n\n", "")
-    path = root / "config.toml"
-    path.write_text(config)
-    return path
-
-
-def write_kubelet_config(state: Path, plane: ControlPlane, spec: RealNodeSpec) -> Path:
-    config = {
-        "apiVersion": "kubelet.config.k8s.io/v1beta1",
-        "kind": "KubeletConfiguration",
-        # The 1.37 kubelet refuses cgroup v1 unless told; this machine has only v1.
-        "failCgroupV1": False,
-        "cgroupDriver": "cgroupfs",
-        "cgroupRoot": f"/{_cgroup_name(spec)}",
-        "containerRuntimeEndpoint": f"unix://{CONTAINERD_STATE / 'containerd.sock'}",
-        "address": NODE_IP,
-        "port": free_port(),
-        "readOnlyPort": 0,
-        "healthzBindAddress": "127.0.0.1",
-        "healthzPort": free_port(),
-        "resolvConf": "",
-        # Nothing could be pulled again: never collect images.
-        "imageGCHighThresholdPercent": 100,
-        "imageGCLowThresholdPercent": 99,
-        "authentication": {
-            "anonymous": {"enabled": False},
-            "webhook": {"enabled": True},
-            "x509": {"clientCAFile": str(plane.pki.ca_cert)},
-        },
-        "authorization": {"mode": "Webhook"},
-        "failSwapOn": False,
-        "podLogsDir": str(state / "pod-logs"),
-        # A shared development machine: evict for nothing but a near-full disk.
-        "evictionHard": {
-            "memory.available": "50Mi",
-            "nodefs.available": "2%",
-            "imagefs.available": "2%",
-        },
-        "maxPods": 30,
-        "rotateCertificates": False,
-        "serverTLSBootstrap": False,
-    }
-    path = state / "kubelet.yaml"
-    path.write_text(json.dumps(config, indent=2) + "\n")
-    return path
-
-
 def _node_ready(core: client.CoreV1Api, name: str) -> bool:
     conditions = core.read_node(name).status.conditions or []
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
@@ -244,6 +149,29 @@ def _namespace_pid(holder: ManagedProcess) -> int:
     return int(text[0])
 
 
+def prepare_host(state: Path, spec: RealNodeSpec) -> HostRecord:
+    """Records the machine, then creates the node's bridge (with NODE_IP), so that the
+    cluster's servers can listen there before the node starts. The caller restores the
+    record (`HostRecord.restore`) whatever happens next."""
+    if os.geteuid() != 0:
+        raise ProcessFailed("a real node needs root (containerd, runc, cgroups, a bridge)")
+    if Path("/sys/class/net", BRIDGE).exists():
+        raise ProcessFailed(f"network link {BRIDGE} exists: is another real node running?")
+    for path in (CONTAINERD_STATE, KUBELET_ROOT):
+        if path.exists():
+            raise ProcessFailed(f"{path} exists: is a containerd or a kubelet running here?")
+    state.mkdir(parents=True, exist_ok=True)
+    record = HostRecord.take(cgroup_name(spec), BRIDGE)
+    record.save(record_path(state))
+    try:
+        _create_bridge()
+    except BaseException:
+        record.restore()
+        record_path(state).unlink(missing_ok=True)
+        raise
+    return record
+
+
 def start_real_node(
     supervisor: Supervisor,
     plane: ControlPlane,
@@ -251,31 +179,20 @@ def start_real_node(
     state: Path,
     spec: RealNodeSpec,
     images: list[Path],
+    record: HostRecord,
 ) -> RealNode:
-    """Starts containerd and the kubelet, imports `images` (docker-archives, the pause
-    image first), waits for the Node to be Ready and advertises its "GPU" slots."""
-    if os.geteuid() != 0:
-        raise ProcessFailed("a real node needs root (containerd, runc, cgroups, a bridge)")
+    """Starts containerd, the kubelet and kube-proxy on the bridge `prepare_host` made,
+    imports `images` (docker-archives, the pause image first), waits for the Node to be
+    Ready with its Services' rules written and advertises its "GPU" slots."""
     began = time.monotonic()
     binaries = NodeBinaries.locate()
-    state.mkdir(parents=True, exist_ok=True)
-    record = HostRecord.take(_cgroup_name(spec), BRIDGE)
-    if Path("/sys/class/net", BRIDGE).exists():
-        raise ProcessFailed(f"network link {BRIDGE} exists: is another real node running?")
-    for path in (CONTAINERD_STATE, KUBELET_ROOT):
-        if path.exists():
-            raise ProcessFailed(f"{path} exists: is a containerd or a kubelet running here?")
-    record.save(record_path(state))
     try:
         return _start(supervisor, plane, core, state, spec, images, binaries, record, began)
     except BaseException:
-        # Whatever got started goes, and the machine is put back, before the error.
+        # Whatever got started goes before the error; the caller restores the machine.
         for process in reversed(list(supervisor.processes)):
             if process.name.startswith(f"{spec.name}-"):
                 supervisor.stop(process, grace_seconds=1)
-        time.sleep(0.5)
-        record.restore()
-        record_path(state).unlink(missing_ok=True)
         raise
 
 
@@ -290,8 +207,7 @@ def _start(
     record: HostRecord,
     began: float,
 ) -> RealNode:
-    _create_bridge()
-    _create_cgroups(_cgroup_name(spec))
+    _create_cgroups(cgroup_name(spec))
     cni_conf = write_cni_config(state)
     containerd_config = write_containerd_config(state, binaries, cni_conf)
 
@@ -312,7 +228,7 @@ def _start(
         ],
     )
     wait_until("the node's namespace", lambda: _namespace_pid(holder) > 0, 10, [holder])
-    node = RealNode(spec, state, binaries, record, holder, _namespace_pid(holder))
+    node = RealNode(spec, state, binaries, holder, _namespace_pid(holder))
     path_env = {"PATH": f"{binaries.search_path()}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
     containerd = supervisor.start(
         f"{spec.name}-containerd",
@@ -373,13 +289,32 @@ def _start(
         30,
         [kubelet],
     )
+    _start_kube_proxy(supervisor, node, plane)
     node.ready_seconds = time.monotonic() - began
     return node
 
 
-def stop_real_node(supervisor: Supervisor, node: RealNode) -> list[str]:
-    """Kills everything in the node's namespace, then restores the machine; returns
-    what could not be restored (empty when all went back)."""
+def _start_kube_proxy(supervisor: Supervisor, node: RealNode, plane: ControlPlane) -> None:
+    state = node.state_dir
+    cert, key = state / "pki" / "kube-proxy.crt", state / "pki" / "kube-proxy.key"
+    issue_client_cert(plane.pki, cert, key, KUBE_PROXY_USER)
+    kubeconfig = state / "kube-proxy.kubeconfig"
+    write_kubeconfig(kubeconfig, plane.server, plane.pki, KUBE_PROXY_USER, cert, key)
+    healthz = free_port()
+    config = write_kube_proxy_config(
+        state, kubeconfig, node.spec.name, NODE_IP, POD_SUBNET, healthz, free_port()
+    )
+    process = supervisor.start(
+        f"{node.spec.name}-kube-proxy",
+        [*node.enter(), str(node.binaries.kube_proxy), f"--config={config}", "--v=1"],
+        env={"PATH": str(tool_dir(state))},
+    )
+    wait_until("kube-proxy's Service rules", lambda: synced(healthz), 60, [process])
+
+
+def stop_real_node(supervisor: Supervisor, node: RealNode) -> None:
+    """Kills everything in the node's namespace (the cluster restores the machine once
+    its other servers, which listen on the bridge, are gone too)."""
     # SIGKILL to the namespace's first process: the kernel kills every process in the
     # namespace (kubelet, containerd, shims, containers); nsenter and unshare, outside
     # it, exit with their children.
@@ -391,7 +326,6 @@ def stop_real_node(supervisor: Supervisor, node: RealNode) -> list[str]:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and Path(f"/proc/{node.namespace_pid}").exists():
         time.sleep(0.1)
-    left = node.record.restore()
-    if not left:
-        record_path(node.state_dir).unlink(missing_ok=True)
-    return left
+    # The images' unpacked snapshots (the trainer's alone is some 6 GB) are re-imported
+    # at every start: they would only hold the disk until the state folder goes.
+    shutil.rmtree(node.state_dir / "containerd" / "root", ignore_errors=True)

@@ -1,5 +1,6 @@
 """What only a real node can answer: the operator image's user and read-only root, a
-kernel OOM kill and how the ledger classifies it, `kubectl logs` and `exec`."""
+kernel OOM kill and how the ledger classifies it, `kubectl logs` and `exec`, and a pod
+reaching the API server (through the `kubernetes` Service) and MinIO."""
 
 import time
 from typing import Any
@@ -9,7 +10,7 @@ from kubernetes import client
 
 from tailor_devcluster.cluster import LocalCluster
 from tailor_devcluster.images import OPERATOR_IMAGE
-from tailor_devcluster.realnode import GPU_PRODUCT_LABEL, GPU_RESOURCE
+from tailor_devcluster.nodeconfig import GPU_PRODUCT_LABEL, GPU_RESOURCE
 from tailor_operator.core.ledger import CHARGED, classify
 from tailor_operator.core.observe import parse_pod
 from tailor_operator.core.status import Outcome
@@ -167,3 +168,42 @@ def test_kubectl_logs_and_exec_reach_the_container(
     assert exec_.stdout.strip() == "65532"
     hostname = real_cluster.kubectl("exec", "-n", real_namespace, "talker", "--", "hostname")
     assert hostname.stdout.strip() == "talker"  # the pod's own UTS namespace
+
+
+POD_NETWORK_SCRIPT = """
+import os, boto3
+from botocore.config import Config
+from kubernetes import client, config
+config.load_incluster_config()
+print("service", os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"])
+review = client.AuthenticationV1Api().create_self_subject_review(
+    {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+)
+print("user", review.status.user_info.username)
+s3 = boto3.client("s3", config=Config(s3={"addressing_style": "path"}))
+body = s3.get_object(Bucket="pod-network", Key="hello.txt")["Body"].read().decode()
+print("object", body)
+"""
+
+
+def test_a_pod_reaches_the_api_server_as_its_service_account_and_minio(
+    real_cluster: LocalCluster, real_core: client.CoreV1Api, real_namespace: str
+):
+    assert real_cluster.s3 is not None
+    s3 = real_cluster.s3.client()
+    s3.create_bucket(Bucket="pod-network")
+    s3.put_object(Bucket="pod-network", Key="hello.txt", Body=b"from the host")
+    manifest = pod("pod-network", POD_NETWORK_SCRIPT)
+    # The same endpoint URL as this machine's: MinIO listens on the node's bridge.
+    manifest["spec"]["containers"][0]["env"] = [
+        {"name": name, "value": value} for name, value in real_cluster.s3.environment().items()
+    ]
+    real_core.create_namespaced_pod(real_namespace, manifest)
+    raw = wait_for_phase(real_core, real_namespace, "pod-network", {"Succeeded", "Failed"})
+    log = real_cluster.kubectl("logs", "-n", real_namespace, "pod-network").stdout
+    assert raw["status"]["phase"] == "Succeeded", log
+    # The Service's cluster IP, which only kube-proxy's rules make reachable ...
+    assert "service 10.0.0.1 443" in log
+    # ... authenticated with the pod's own projected token ...
+    assert f"user system:serviceaccount:{real_namespace}:default" in log
+    assert "object from the host" in log

@@ -1,6 +1,7 @@
 """`tailor-cluster down` after `up --real-nodes 1` leaves the machine as it was:
-processes, mounts, cgroups, the bridge, iptables rules (both families) and the
-nftables tables they needed, the kubelet's sysctls and its fixed paths. (In its own
+processes, mounts, cgroups, the bridge, iptables rules (both families), the nftables
+tables they and kube-proxy needed, the kubelet's and kube-proxy's sysctls and the fixed
+paths. (In its own
 module: the bridge admits one real node at a time, and the other module's node is
 stopped before this one starts.)"""
 
@@ -13,13 +14,13 @@ import pytest
 
 from tailor_devcluster.hostchanges import (
     FIXED_PATHS,
-    KUBELET_SYSCTLS,
     cgroup_hierarchies,
     iptables_rules,
     nft_tables,
+    node_sysctls,
     read_sysctl,
 )
-from tailor_devcluster.realnode import BRIDGE
+from tailor_devcluster.nodeconfig import BRIDGE
 
 from .conftest import REAL_NODE, real_node_tests_enabled
 
@@ -31,7 +32,7 @@ def machine_state() -> dict[str, object]:
     mountinfo = Path("/proc/self/mountinfo").read_text().splitlines()
     mounts = sorted(" ".join(line.split()[3:5]) for line in mountinfo)
     return {
-        "sysctls": {name: read_sysctl(name) for name in KUBELET_SYSCTLS},
+        "sysctls": {name: read_sysctl(name) for name in node_sysctls()},
         "paths": [path for path in FIXED_PATHS if Path(path).exists()],
         "cgroups": [
             str(h / f"tailor-{REAL_NODE}")
@@ -46,8 +47,16 @@ def machine_state() -> dict[str, object]:
 
 
 def node_processes() -> list[str]:
-    """Live containerd, shim, runc, kubelet and pause processes."""
-    names = {"containerd", "containerd-shim", "containerd-shim-runc-v2", "runc", "kubelet", "pause"}
+    """Live containerd, shim, runc, kubelet, kube-proxy and pause processes."""
+    names = {
+        "containerd",
+        "containerd-shim",
+        "containerd-shim-runc-v2",
+        "runc",
+        "kubelet",
+        "kube-proxy",
+        "pause",
+    }
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -87,6 +96,7 @@ def test_down_restores_everything_a_real_node_changed(tmp_path):
         assert during["bridge"] is True
         assert during["cgroups"]
         assert during["sysctls"] != before["sysctls"] or during["paths"] != before["paths"]
+        assert "ip kube-proxy" in nft_tables()
         assert node_processes()
         # ... while its mounts stayed in its own namespace.
         assert during["mounts"] == before["mounts"]

@@ -6,11 +6,11 @@ import tomllib
 from pathlib import Path
 
 from tailor_devcluster.binaries import NodeBinaries
-from tailor_devcluster.controlplane import ControlPlane
+from tailor_devcluster.controlplane import SERVICE_CIDR, ControlPlane
 from tailor_devcluster.hostchanges import HostRecord
 from tailor_devcluster.images import PAUSE_IMAGE
-from tailor_devcluster.pki import create_pki
-from tailor_devcluster.realnode import (
+from tailor_devcluster.kubeproxy import write_kube_proxy_config
+from tailor_devcluster.nodeconfig import (
     BRIDGE,
     CONTAINERD_STATE,
     NODE_IP,
@@ -19,6 +19,7 @@ from tailor_devcluster.realnode import (
     write_containerd_config,
     write_kubelet_config,
 )
+from tailor_devcluster.pki import create_pki
 
 
 def binaries(tmp_path: Path) -> NodeBinaries:
@@ -28,6 +29,7 @@ def binaries(tmp_path: Path) -> NodeBinaries:
         runc=tmp_path / "runc" / "runc",
         cni_dir=tmp_path / "cni",
         kubelet=tmp_path / "bin" / "kubelet",
+        kube_proxy=tmp_path / "bin" / "kube-proxy",
     )
 
 
@@ -57,6 +59,35 @@ def test_cni_bridge_neither_routes_nor_masquerades(tmp_path):
     assert bridge["ipMasq"] is False
     assert bridge["ipam"]["dataDir"].startswith(str(tmp_path))
     assert portmap["type"] == "portmap"
+
+
+def test_pods_route_service_ips_through_the_node_and_nothing_else(tmp_path):
+    bridge, _ = json.loads((write_cni_config(tmp_path) / "10-tailor.conflist").read_text())[
+        "plugins"
+    ]
+    # kube-proxy translates the Service range on the node; no default route, so a pod
+    # cannot ask this machine to forward anything.
+    assert bridge["ipam"]["routes"] == [{"dst": SERVICE_CIDR, "gw": NODE_IP}]
+
+
+def test_kube_proxy_leaves_the_machines_conntrack_settings_and_ports_alone(tmp_path):
+    path = write_kube_proxy_config(
+        tmp_path, tmp_path / "kc", "node-x", NODE_IP, "10.244.0.0/24", 4001, 4002
+    )
+    config = json.loads(path.read_text())
+    assert config["mode"] == "nftables"  # two tables of its own, removed at stop
+    assert config["hostnameOverride"] == "node-x"
+    assert config["clusterCIDR"] == "10.244.0.0/24"
+    assert config["nodePortAddresses"] == [f"{NODE_IP}/32"]
+    # 0 everywhere: kube-proxy writes none of the machine-wide conntrack sysctls.
+    assert config["conntrack"] == {
+        "maxPerCore": 0,
+        "min": 0,
+        "tcpEstablishedTimeout": "0s",
+        "tcpCloseWaitTimeout": "0s",
+    }
+    assert config["healthzBindAddress"] == "127.0.0.1:4001"
+    assert config["metricsBindAddress"] == "127.0.0.1:4002"
 
 
 def test_kubelet_config_runs_on_cgroup_v1_without_touching_the_machines_cgroups(tmp_path):

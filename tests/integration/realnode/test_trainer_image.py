@@ -1,0 +1,124 @@
+"""The trainer image (docker/trainer.Dockerfile, built by `tailor-cluster images
+--trainer`) on the real node: `tailor-train validate` reads a dataset from MinIO in a
+container with the trial pods' security context and a real memory limit, and leaves
+its result in the termination message; under too small a limit the kernel kills it.
+
+Skipped when no trainer image was built (it takes minutes and about 6 GB).
+"""
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tailor_contract import AttemptResult
+from tailor_devcluster.cluster import ClusterSettings, LocalCluster
+from tailor_devcluster.images import TRAINER_IMAGE, ImageBuilder
+from tailor_trainer.storage import Storage
+from tailor_trainer.synthetic import SyntheticSpec, write
+
+from .conftest import REAL_NODE, real_node_tests_enabled
+from .test_real_node import RESTRICTED, wait_for_phase
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.real_node,
+    # The first test pays for importing some 6 GB into containerd.
+    pytest.mark.timeout(600),
+]
+
+
+@pytest.fixture(scope="module")
+def trainer_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    real_node_tests_enabled()
+    if ImageBuilder().newest_trainer_image() is None:
+        pytest.skip("no trainer image: tailor-cluster images --trainer")
+    state: Path = tmp_path_factory.mktemp("trainer")
+    settings = ClusterSettings(
+        state_dir=state, gpu_nodes=0, prometheus=False, real_nodes=1, real_node_trainer=True
+    )
+    with LocalCluster(settings) as cluster:
+        yield cluster
+    assert cluster.host_left == []
+    # The node's unpacked images (some 6 GB) went with it.
+    assert not (cluster.real_node_state_dir / "containerd" / "root").exists()
+
+
+@pytest.fixture(scope="module")
+def dataset(trainer_cluster: LocalCluster, monkeypatch_module: pytest.MonkeyPatch) -> str:
+    assert trainer_cluster.s3 is not None
+    for key, value in trainer_cluster.s3.environment().items():
+        monkeypatch_module.setenv(key, value)
+    trainer_cluster.s3.client().create_bucket(Bucket="datasets")
+    return write(Storage(), "s3://datasets/digits", SyntheticSpec(classes=3, images_per_class=4))
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+@pytest.fixture
+def namespace(trainer_cluster: LocalCluster) -> Iterator[str]:
+    name = f"trainer-{uuid.uuid4().hex[:8]}"
+    trainer_cluster.create_namespace(name)
+    yield name
+    client.CoreV1Api(trainer_cluster.api_client()).delete_namespace(name)
+
+
+def validation_pod(cluster: LocalCluster, annotations: str, memory: str) -> dict[str, Any]:
+    assert cluster.s3 is not None
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "validate"},
+        "spec": {
+            "nodeSelector": {"kubernetes.io/hostname": REAL_NODE},
+            "securityContext": {"runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532},
+            "automountServiceAccountToken": False,
+            "restartPolicy": "Never",
+            "containers": [
+                {
+                    "name": "trainer",
+                    "image": TRAINER_IMAGE,
+                    "imagePullPolicy": "Never",
+                    "args": ["validate", "--annotations", annotations, "--workers", "2"],
+                    "env": [{"name": k, "value": v} for k, v in cluster.s3.environment().items()],
+                    "resources": {"limits": {"cpu": "1", "memory": memory}},
+                    "securityContext": RESTRICTED,
+                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                }
+            ],
+            "volumes": [{"name": "tmp", "emptyDir": {}}],
+        },
+    }
+
+
+def test_validate_reads_the_dataset_from_minio_in_the_trainer_image(
+    trainer_cluster: LocalCluster, dataset: str, namespace: str
+) -> None:
+    core = client.CoreV1Api(trainer_cluster.api_client())
+    core.create_namespaced_pod(namespace, validation_pod(trainer_cluster, dataset, "1Gi"))
+    raw = wait_for_phase(core, namespace, "validate", {"Succeeded", "Failed"}, timeout=180)
+    log = trainer_cluster.kubectl("logs", "-n", namespace, "validate").stdout
+    assert raw["status"]["phase"] == "Succeeded", log
+    terminated = raw["status"]["containerStatuses"][0]["state"]["terminated"]
+    result = AttemptResult.model_validate_json(terminated["message"])
+    assert result.exit == "SUCCESS"
+    assert result.dataset is not None
+    assert (result.dataset.images, result.dataset.classes) == (12, 3)
+
+
+def test_validate_under_too_small_a_memory_limit_is_killed_by_the_kernel(
+    trainer_cluster: LocalCluster, dataset: str, namespace: str
+) -> None:
+    core = client.CoreV1Api(trainer_cluster.api_client())
+    core.create_namespaced_pod(namespace, validation_pod(trainer_cluster, dataset, "40Mi"))
+    raw = wait_for_phase(core, namespace, "validate", {"Succeeded", "Failed"}, timeout=180)
+    terminated = raw["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert (terminated["exitCode"], terminated["reason"]) == (137, "OOMKilled")
