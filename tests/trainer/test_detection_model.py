@@ -123,6 +123,26 @@ def test_postprocess_suppresses_within_a_class_only_and_keeps_the_best():
     assert top["scores"].tolist() == [pytest.approx(0.9)]
 
 
+def test_postprocess_drops_empty_boxes_and_a_detector_matches_itself():
+    # An untrained head's ReLU gives zero distances: boxes without height. They are never
+    # right and NMS keeps them all; the export check once scored such a detector mAP 0.08
+    # against itself (an empty box has IoU 0 with itself).
+    boxes = torch.tensor([[[0.0, 0, 10, 10], [20, 5, 30, 5], [40, 40, 40.005, 50]]])
+    scores = torch.tensor([[[0.9], [0.95], [0.8]]])
+    (found,) = postprocess(boxes, scores)
+    assert found["boxes"].tolist() == [[0.0, 0, 10, 10]]
+    from tailor_trainer.detection.export import _as_truth
+    from tailor_trainer.detection.metrics import detection_metrics
+
+    flat = torch.zeros(1, 400, 4)
+    flat[0, :, 0] = torch.arange(400.0)
+    flat[0, :, 2] = torch.arange(400.0) + torch.tensor([0.0, 4.0]).repeat(200)
+    flat[0, :, 3] = 8.0  # every other box has no width
+    (many,) = postprocess(flat, torch.linspace(0.1, 0.9, 400).reshape(1, 400, 1))
+    assert len(many["boxes"]) > 0
+    assert detection_metrics([_as_truth(many, many)], 1).metrics["map"] == pytest.approx(1.0)
+
+
 def test_a_catalogued_backbone_loads_with_its_normalisation_and_digest(tmp_path):
     import hashlib
 

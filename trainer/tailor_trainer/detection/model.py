@@ -33,6 +33,11 @@ SCORE_THRESHOLD = 0.05  # evaluation keeps what COCO's protocol would (FCOS infe
 NMS_IOU = 0.6
 MAX_DETECTIONS = 300
 CANDIDATES = 1000  # x levels: the best (point, class) pairs considered for NMS
+# Narrower boxes are dropped (torchvision's roi_heads uses the same 1e-2): an untrained
+# head regresses distances of exactly 0 (its ReLU), and such empty boxes are never right,
+# overlap nothing, so NMS keeps them all, and they made the export's own parity check
+# fail (an empty box has IoU 0 with itself).
+MIN_BOX_SIDE = 1e-2  # input pixels
 
 Autocast = Callable[[], AbstractContextManager[object]]
 
@@ -160,7 +165,8 @@ def postprocess(
     nms_iou: float = NMS_IOU,
 ) -> list[dict[str, Tensor]]:
     """Per image: the (point, class) pairs above the threshold, the best CANDIDATES x 5
-    of them, class-wise NMS, the best `max_detections`. One function for evaluation and
+    of them, those with both sides at least MIN_BOX_SIDE, class-wise NMS, the best
+    `max_detections`. One function for evaluation and
     both predict backends, so they can only differ by the dense outputs."""
     detections = []
     classes = scores.shape[-1]
@@ -173,6 +179,9 @@ def postprocess(
         keep = keep[order]
         labels = keep % classes
         chosen = image_boxes[torch.div(keep, classes, rounding_mode="floor")]
+        sides = chosen[:, 2:] - chosen[:, :2]
+        sized = torch.where((sides >= MIN_BOX_SIDE).all(dim=1))[0]
+        chosen, flat, labels = chosen[sized], flat[sized], labels[sized]
         kept = batched_nms(chosen, flat, labels, nms_iou)[:max_detections]
         detections.append({"boxes": chosen[kept], "scores": flat[kept], "labels": labels[kept]})
     return detections
