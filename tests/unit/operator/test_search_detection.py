@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tailor_contract import DatasetFacts, GivenTrial, Hyperparameters, PretrainedBackbone
+from tailor_contract import (
+    AttemptResult,
+    DatasetFacts,
+    GivenTrial,
+    Hyperparameters,
+    PretrainedBackbone,
+)
 from tailor_contract.cost import (
     REFERENCE,
     epoch_gpu_seconds,
@@ -27,11 +33,13 @@ from tailor_operator.core.search.space import build_space
 from tailor_operator.core.status import (
     BudgetStatus,
     DatasetSummary,
+    JobPhase,
     TrainingJobStatus,
     ValidationStatus,
 )
 from tailor_trainer.estimate import estimate_min_gpu_seconds
 from tests.unit.operator.factories import job
+from tests.unit.operator.sim import Sim
 
 # A catalogued ImageNet backbone a platform team imported for detection too.
 LITE0 = PretrainedBackbone(
@@ -272,3 +280,60 @@ def test_a_detector_from_scratch_on_few_images_is_warned_about(images, verified,
         classified = pretrained_situation(status)
         assert classified is not None
         assert classified[1] == "NoCatalog"
+
+
+def validated(sim: Sim, data: DatasetFacts) -> None:
+    """Validation's pod reports the dataset valid (as `tailor-train validate` would)."""
+    sim.step(0)
+    (name,) = sim.pod_names("validate")
+    sim.run(name, "gpu-a", 1)
+    message = AttemptResult(exit="SUCCESS", dataset=data).to_termination_message()
+    sim.finish(name, 0, 5, message=message)
+    sim.step(6)
+
+
+def test_a_detection_job_below_the_detection_minimum_fails_before_any_gpu():
+    """Enough for classifying the images, not for detecting in them: BudgetNotEnough,
+    with the detection estimate, and the validation pod priced detection too."""
+    data = facts(5_000, 1024, 768)
+    minimum = minimum_search_gpu_seconds(data, task="detection")
+    assert estimate_min_gpu_seconds(data) < 0.9 * minimum
+    sim = Sim(
+        planner=AutoMLPlanner(),
+        task="detection",
+        budget={"gpuHours": f"{0.9 * minimum / 3600:.4f}"},
+    )
+    sim.step(0)
+    (name,) = sim.pod_names("validate")
+    config = sim.config(name)
+    assert (config["task"], config["model"]) == ("detection", "efficientnet_b0")
+    validated(sim, data)
+    status = sim.status
+    assert (status.phase, status.reason) == (JobPhase.FAILED, "BudgetNotEnough")
+    assert status.validation.estimated_min_gpu_seconds == minimum
+    assert "a few short trials of efficientnet_b0" in status.message
+    assert sim.pod_names("t0") == []
+
+
+def test_a_detection_job_with_only_data_and_a_budget_starts_a_search():
+    data = facts(500, 1024, 768)
+    hours = f"{10 * minimum_search_gpu_seconds(data, task='detection') / 3600:.4f}"
+    sim = Sim(
+        planner=AutoMLPlanner(),
+        task="detection",
+        budget={"gpuHours": hours},
+        resources={"maxParallelTrials": 2},
+    )
+    validated(sim, data)
+    assert sim.status.phase == JobPhase.TRAINING
+    configs = [sim.config(n) for t in ("t0", "t1") for n in sim.pod_names(t)]
+    assert len(configs) == 2
+    for config in configs:
+        assert config["task"] == "detection"
+        assert config["model"] in {b.name for b in DETECTION_BACKBONES}
+        assert config["hyperparameters"]["input_size"] in (384, 512, 640, 768, 896, 1024)
+    # Few images for a detector and no catalog: the job says so, once.
+    (warning,) = [e for e in sim.events if e[:2] == ("Warning", SCRATCH_REASON)]
+    assert "a detector on 400 training images" in warning[2]
+    pretrained = next(c for c in sim.status.conditions if c.type == "Pretrained")
+    assert (pretrained.status, pretrained.reason) == ("False", SCRATCH_REASON)
