@@ -75,13 +75,16 @@ DETECTION_BACKBONES: tuple[Backbone, ...] = _rising(
     )
 )
 # Measured too, never in the ladder: timm's test models (0.40 and 0.11 GMACs at 224 px)
-# and architectures a catalog may hold for detection.
+# and architectures a catalog may hold for detection (their 128-channel necks: 7.2-7.6
+# GMACs at 512 px).
 DETECTION_TEST_BACKBONES: tuple[Backbone, ...] = (
     Backbone("test_convnext", 0.113, 0.25, max_images=50_000),
     Backbone("test_resnet", 0.404, 0.5, max_images=50_000),
 )
 DETECTION_MEASURED: tuple[Backbone, ...] = (
     Backbone("efficientnet_lite0", 1.465, 0.5),
+    Backbone("tf_efficientnet_lite0", 1.465, 0.5),  # tailor-models' wheel sources
+    Backbone("mobilenetv2_100", 1.379, 0.5),
     Backbone("resnet10t", 6.730, 1.0),
     Backbone("mobilenetv3_large_100", 5.828, 0.6),
 )

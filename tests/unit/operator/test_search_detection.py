@@ -17,6 +17,7 @@ from tailor_contract import (
 )
 from tailor_contract.cost import (
     REFERENCE,
+    catalog_backbone,
     epoch_gpu_seconds,
     find_backbone,
     minimum_catalog_search_gpu_seconds,
@@ -24,7 +25,12 @@ from tailor_contract.cost import (
     minimum_search_gpu_seconds,
 )
 from tailor_contract.detection_cost import detection_default_side, detection_sides
-from tailor_contract.ladders import DETECTION_BACKBONES, DETECTION_TEST_BACKBONES, measured
+from tailor_contract.ladders import (
+    DETECTION_BACKBONES,
+    DETECTION_NECK_GMACS,
+    DETECTION_TEST_BACKBONES,
+    measured,
+)
 from tailor_operator.core.catalog import SCRATCH_REASON, pretrained_situation
 from tailor_operator.core.planner import PlannerView
 from tailor_operator.core.search import AutoMLPlanner
@@ -337,3 +343,14 @@ def test_a_detection_job_with_only_data_and_a_budget_starts_a_search():
     assert "a detector on 400 training images" in warning[2]
     pretrained = next(c for c in sim.status.conditions if c.type == "Pretrained")
     assert (pretrained.status, pretrained.reason) == ("False", SCRATCH_REASON)
+
+
+def test_a_catalogued_backbone_is_priced_as_the_whole_detector():
+    """Measured when the table has its architecture (the catalog's wheel sources), else
+    its own GMACs plus the largest neck and head: never as the bare classifier."""
+    wheel = LITE0.model_copy(update={"architecture": "tf_efficientnet_lite0"})
+    assert catalog_backbone(wheel, "detection").gmacs == 1.465
+    unknown = LITE0.model_copy(update={"architecture": "regnety_016", "gmacs": 1.6})
+    priced = catalog_backbone(unknown, "detection")
+    assert priced.gmacs == pytest.approx(1.6 + DETECTION_NECK_GMACS)
+    assert priced.gmacs > catalog_backbone(unknown).gmacs
