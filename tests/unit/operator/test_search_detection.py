@@ -45,6 +45,7 @@ from tailor_operator.core.status import (
 )
 from tailor_trainer.estimate import estimate_min_gpu_seconds
 from tests.unit.operator.factories import job
+from tests.unit.operator.search_world import Behaviour, SearchWorld
 from tests.unit.operator.sim import Sim
 
 # A catalogued ImageNet backbone a platform team imported for detection too.
@@ -354,3 +355,58 @@ def test_a_catalogued_backbone_is_priced_as_the_whole_detector():
     priced = catalog_backbone(unknown, "detection")
     assert priced.gmacs == pytest.approx(1.6 + DETECTION_NECK_GMACS)
     assert priced.gmacs > catalog_backbone(unknown).gmacs
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    budget=st.sampled_from([0.5, 1.2, 4.0, 20.0]),  # times the detection minimum
+    images=st.sampled_from([300, 3_000, 40_000]),
+    behaviour=st.builds(
+        Behaviour,
+        overhead_ratio=st.floats(0.3, 3.0),
+        speed_ratio=st.floats(0.3, 4.0),
+        evict=st.sampled_from([0.0, 0.2]),
+    ),
+    catalogued=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_a_detection_search_stays_within_its_budget_and_delivers(
+    budget, images, behaviour, catalogued, seed
+):
+    """The whole search through plan() in a simulated world whose detectors cost what
+    the world says: never over budget, every configuration one the trainer accepts, and
+    either a model or BudgetNotEnough before any trial."""
+    data = facts(images, 1024, 768)
+    catalog = (LITE0,) if catalogued else ()
+    minimum = (
+        minimum_catalog_search_gpu_seconds(data, catalog, task="detection")
+        if catalogued
+        else minimum_search_gpu_seconds(data, task="detection")
+    )
+    world = SearchWorld(
+        AutoMLPlanner(),
+        data,
+        f"{budget * minimum / 3600:.4f}",
+        behaviour,
+        seed=seed,
+        job_uid=f"uid-{seed}",
+        task="detection",
+        catalog=catalog,
+    )
+    final = world.run()
+    limit = final.budget.limit_gpu_seconds
+    for status in world.steps:
+        assert (
+            status.budget.charged_gpu_seconds + status.budget.reserved_gpu_seconds <= limit + 0.01
+        )
+    if budget < 1:
+        assert (final.phase, final.reason) == (JobPhase.FAILED, "BudgetNotEnough")
+        assert final.trials == []
+        return
+    assert final.phase == JobPhase.SUCCEEDED, final.message
+    assert final.best_trial is not None
+    for trial in final.trials:
+        hyperparameters = Hyperparameters.model_validate(trial.hyperparameters)
+        assert hyperparameters.recipe == "train"
+        # With a catalog, from scratch only from 20,000 training images.
+        assert trial.backbone is not None or not catalogued or images >= 25_000
