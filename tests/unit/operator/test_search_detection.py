@@ -35,11 +35,13 @@ from tailor_operator.core.catalog import SCRATCH_REASON, pretrained_situation
 from tailor_operator.core.planner import PlannerView
 from tailor_operator.core.search import AutoMLPlanner
 from tailor_operator.core.search.knobs import DETECTION, TRAIN
+from tailor_operator.core.search.references import reference_floor
 from tailor_operator.core.search.space import build_space
 from tailor_operator.core.status import (
     BudgetStatus,
     DatasetSummary,
     JobPhase,
+    StopReason,
     TrainingJobStatus,
     ValidationStatus,
 )
@@ -410,3 +412,23 @@ def test_a_detection_search_stays_within_its_budget_and_delivers(
         assert hyperparameters.recipe == "train"
         # With a catalog, from scratch only from 20,000 training images.
         assert trial.backbone is not None or not catalogued or images >= 25_000
+
+
+def test_a_detection_search_that_learned_nothing_never_calls_itself_converged():
+    """Detecting nothing scores map 0: a search whose best is 0 has not converged; it
+    goes on trying until the budget is spent (BudgetExhausted), where one that learned
+    stops on its plateau with budget left."""
+    assert reference_floor(facts(100), "detection", None) == 0.0
+    assert reference_floor(facts(100), "detection", "mar_300") == 0.0
+    data = facts(3_000, 640, 480)
+    hours = f"{40 * minimum_search_gpu_seconds(data, task='detection') / 3600:.4f}"
+
+    def search(ceiling: float) -> TrainingJobStatus:
+        world = Behaviour(flat=True, ceiling=ceiling)
+        return SearchWorld(AutoMLPlanner(), data, hours, world, task="detection").run()
+
+    nothing, learned = search(0.0), search(0.3)
+    assert nothing.phase == JobPhase.SUCCEEDED  # a model exists, weak as it is
+    assert nothing.stop_reason == StopReason.BUDGET_EXHAUSTED
+    assert learned.stop_reason == StopReason.NO_IMPROVEMENT
+    assert learned.budget.charged_gpu_seconds < 0.5 * nothing.budget.charged_gpu_seconds
