@@ -116,13 +116,23 @@ def onnx_check(model: Detector, path: Path, samples: torch.Tensor) -> dict[str, 
     boxes, scores = session.run(OUTPUTS, {"input": samples.numpy()})
     with torch.no_grad():
         expected_boxes, expected_scores = model(samples)
-    score_error, box_error = float32_error(model, samples)
+    score_gaps = np.abs(scores - expected_scores.numpy()).reshape(len(samples), -1).max(axis=1)
+    box_gaps = np.abs(boxes - expected_boxes.numpy()).reshape(len(samples), -1).max(axis=1)
     check = {
-        "max_score_difference": float(np.max(np.abs(scores - expected_scores.numpy()))),
-        "max_box_difference": float(np.max(np.abs(boxes - expected_boxes.numpy()))),
-        "float32_score_error": score_error,
-        "float32_box_error": box_error,
+        "max_score_difference": float(score_gaps.max()),
+        "max_box_difference": float(box_gaps.max()),
     }
+    scores_allowed, boxes_allowed = SCORE_TOLERANCE, BOX_TOLERANCE
+    if (
+        check["max_score_difference"] > SCORE_TOLERANCE
+        or check["max_box_difference"] > BOX_TOLERANCE
+    ):
+        # Only then the float64 reference (slow on a CPU), on the worst samples only.
+        worst = sorted({int(score_gaps.argmax()), int(box_gaps.argmax())})
+        score_error, box_error = float32_error(model, samples[worst])
+        check["float32_score_error"], check["float32_box_error"] = score_error, box_error
+        scores_allowed = max(SCORE_TOLERANCE, FLOAT32_ERROR_FACTOR * score_error)
+        boxes_allowed = max(BOX_TOLERANCE, FLOAT32_ERROR_FACTOR * box_error)
     theirs = postprocess(torch.from_numpy(boxes), torch.from_numpy(scores))
     ours = postprocess(expected_boxes, expected_scores)
     if any(len(found["boxes"]) for found in ours):
@@ -132,8 +142,6 @@ def onnx_check(model: Detector, path: Path, samples: torch.Tensor) -> dict[str, 
         # PyTorch detects nothing on the samples (an untrained detector): COCO's mAP has
         # no truth to score; ONNX agrees when it detects nothing either.
         check["map_against_pytorch"] = 0.0 if any(len(f["boxes"]) for f in theirs) else 1.0
-    scores_allowed = max(SCORE_TOLERANCE, FLOAT32_ERROR_FACTOR * score_error)
-    boxes_allowed = max(BOX_TOLERANCE, FLOAT32_ERROR_FACTOR * box_error)
     if check["max_score_difference"] > scores_allowed:
         raise DetectionExportError(
             f"ONNX scores differ by {check['max_score_difference']:.3g} "
