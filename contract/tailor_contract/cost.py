@@ -1,5 +1,5 @@
 """The one cost model the operator and the trainer share: calibrated GPU-seconds of
-training a timm backbone on a dataset, and of the cheapest useful search.
+training a timm backbone on a dataset, and of the cheapest useful search, per task.
 
 Pure arithmetic on DatasetFacts (no torch). The trainer's validation refuses a budget
 below `minimum_search_gpu_seconds` (exit 67); the operator's search sizes its rungs
@@ -9,10 +9,26 @@ agree. Priors only: the search corrects them with the timings attempts report.
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-from tailor_contract.backbones import PretrainedBackbone
+from tailor_contract.backbones import PretrainedBackbone, Task
+from tailor_contract.detection_cost import (
+    DETECTION_DEFAULT_SIDE,
+    detection_default_side,
+    detection_eval_every,
+    detection_finetune_full_epochs,
+    detection_finetune_min_epochs,
+    detection_full_epochs,
+    detection_min_epochs,
+)
 from tailor_contract.documents import DatasetFacts, GivenTrial
+
+# Re-exported: the ladders are a table of their own (ladders.py).
+from tailor_contract.ladders import BACKBONES as BACKBONES
+from tailor_contract.ladders import DETECTION_NECK_GMACS, ladder, measured
+from tailor_contract.ladders import TEST_BACKBONES as TEST_BACKBONES
+from tailor_contract.ladders import UNKNOWN_GMACS as UNKNOWN_GMACS
+from tailor_contract.ladders import Backbone as Backbone
+from tailor_contract.ladders import find_backbone as find_backbone
 
 # Re-exported: the priors are a document of their own (prices.py).
 from tailor_contract.prices import REFERENCE as REFERENCE
@@ -28,58 +44,6 @@ DEFAULT_EVAL_FRACTION = 0.2
 MIN_SEARCH_TRIALS = 3
 
 
-@dataclass(frozen=True)
-class Backbone:
-    name: str
-    gmacs: float  # forward multiply-accumulates per image at 224 px, in billions
-    # Throughput per GMAC relative to a ResNet: tiny models and depthwise convolutions
-    # keep a GPU less busy per MAC than dense convolutions do.
-    efficiency: float = 1.0
-    # Below this many training images the search prefers smaller backbones (from
-    # scratch, a large model overfits a small dataset); above max_images it prefers
-    # larger ones. Preferences only: budget and spec.search.models decide eligibility.
-    min_images: int = 0
-    max_images: int | None = None
-
-    @property
-    def relative_cost(self) -> float:
-        """Effective GMACs: what one image costs this backbone on a GPU."""
-        return self.gmacs / self.efficiency
-
-
-# Forward GMACs measured with torch.utils.flop_counter on timm 1.0 at 224 px: the
-# product's ladder for training from scratch, in rising cost.
-BACKBONES: tuple[Backbone, ...] = tuple(
-    sorted(
-        (
-            Backbone("resnet10t", 1.10, 1.0, min_images=500),
-            Backbone("vit_tiny_patch16_224", 1.25, 0.9, min_images=20_000),
-            Backbone("resnet18", 1.81, 1.0, min_images=1_000),
-            Backbone("convnext_nano", 2.44, 0.8, min_images=5_000),
-            Backbone("resnet50", 4.09, 0.9, min_images=10_000),
-            Backbone("vit_small_patch16_224", 4.60, 0.9, min_images=50_000),
-            Backbone("convnext_tiny", 4.45, 0.8, min_images=20_000),
-            Backbone("vit_base_patch16_224", 17.56, 0.9, min_images=200_000),
-        ),
-        key=lambda b: b.relative_cost,
-    )
-)
-# timm's unit-test models: tiny random architectures, never a product's answer, so not
-# in the ladder; priced here because tests (and spec.search.models) may still name them.
-TEST_BACKBONES: tuple[Backbone, ...] = (
-    Backbone("test_convnext", 0.061, 0.25, max_images=50_000),
-    Backbone("test_vit", 0.088, 0.25, max_images=50_000),
-    Backbone("test_resnet", 0.20, 0.5, max_images=50_000),
-)
-_BY_NAME = {b.name: b for b in (*BACKBONES, *TEST_BACKBONES)}
-# A model the table does not know is costed like a ResNet-50 until attempts report.
-UNKNOWN_GMACS = 4.09
-
-
-def find_backbone(name: str) -> Backbone:
-    return _BY_NAME.get(name) or Backbone(name, UNKNOWN_GMACS, 0.9)
-
-
 def split_images(facts: DatasetFacts) -> tuple[int, int]:
     """(training, evaluation) images as the trainer will use them."""
     if facts.eval_images is not None:
@@ -88,8 +52,11 @@ def split_images(facts: DatasetFacts) -> tuple[int, int]:
     return facts.images - held_out, held_out
 
 
-def default_input_side(facts: DatasetFacts) -> int:
-    """The native resolution rounded up to a multiple of 32, within 32..224 px."""
+def default_input_side(facts: DatasetFacts, task: Task = "classification") -> int:
+    """Classification: the native resolution rounded up to a multiple of 32, within
+    32..224 px. Detection: see detection_cost."""
+    if task == "detection":
+        return detection_default_side(facts)
     native = min(facts.mean_width, facts.mean_height)
     if native <= 0:
         return DEFAULT_SIDE
@@ -107,24 +74,58 @@ def min_useful_epochs(train_images: int) -> float:
     return max(1.0, full_epochs(train_images) / 60)
 
 
+def epoch_range(
+    train_images: int, pretrained: bool, task: Task = "classification"
+) -> tuple[float, float]:
+    """(shortest useful, full) epochs of a training: fine-tuning converges far sooner
+    than training from scratch, and a detector needs more epochs than a classifier."""
+    if task == "detection":
+        if pretrained:
+            return (
+                detection_finetune_min_epochs(train_images),
+                detection_finetune_full_epochs(train_images),
+            )
+        return detection_min_epochs(train_images), detection_full_epochs(train_images)
+    if pretrained:
+        return finetune_min_epochs(train_images), finetune_full_epochs(train_images)
+    return min_useful_epochs(train_images), full_epochs(train_images)
+
+
+def eval_every_epochs(facts: DatasetFacts, task: Task = "classification") -> float:
+    """How often an attempt evaluates: classification every epoch; detection less often
+    when its evaluation split is large (detection_cost.detection_eval_every)."""
+    if task != "detection":
+        return 1.0
+    return detection_eval_every(*split_images(facts))
+
+
 def epoch_gpu_seconds(
     facts: DatasetFacts,
     backbone: Backbone,
     side: int,
     gpus: int = 1,
     cost: CostModel = REFERENCE,
+    task: Task = "classification",
 ) -> float:
-    """Calibrated GPU-seconds of one epoch over train plus one pass over evaluation."""
+    """Calibrated GPU-seconds of one epoch over train plus its share of evaluation: a
+    pass each epoch (classification), or each eval_every_epochs (detection, whose
+    evaluation images also pay their post-processing and COCO evaluation)."""
     if side <= 0 or gpus <= 0:
         raise ValueError(f"side and gpus must be positive, got side={side}, gpus={gpus}")
     train, evaluation = split_images(facts)
     pixels = (side / DEFAULT_SIDE) ** 2
     compute = pixels * backbone.relative_cost / cost.reference_gmacs
+    if task == "detection":
+        compute *= cost.detection_overhead
     per_image = max(
         cost.floor_seconds_per_image * (0.5 + 0.5 * pixels),
         compute / cost.reference_images_per_second,
     )
-    seconds = train * per_image + evaluation * per_image / cost.eval_speedup
+    per_eval_image = per_image / cost.eval_speedup
+    if task == "detection":
+        per_eval_image += cost.detection_eval_seconds_per_image
+    passes = 1 / eval_every_epochs(facts, task)
+    seconds = train * per_image + evaluation * per_eval_image * passes
     return seconds * (1 + cost.multi_gpu_overhead * (gpus - 1))
 
 
@@ -135,14 +136,16 @@ def attempt_gpu_seconds(
     side: int,
     gpus: int = 1,
     cost: CostModel = REFERENCE,
+    task: Task = "classification",
 ) -> float:
     """One attempt: its fixed costs on every GPU plus `epochs` of training."""
-    return gpus * cost.fixed_seconds + epochs * epoch_gpu_seconds(facts, backbone, side, gpus, cost)
+    epoch = epoch_gpu_seconds(facts, backbone, side, gpus, cost, task)
+    return gpus * cost.fixed_seconds + epochs * epoch
 
 
-def cheapest_backbone(allowed: Sequence[str] = ()) -> Backbone:
+def cheapest_backbone(allowed: Sequence[str] = (), task: Task = "classification") -> Backbone:
     """The cheapest backbone a search may use: of the allowed ones, else of the ladder."""
-    candidates = [find_backbone(name) for name in allowed] or list(BACKBONES)
+    candidates = [find_backbone(name, task) for name in allowed] or list(ladder(task))
     return min(candidates, key=lambda b: (b.relative_cost, b.name))
 
 
@@ -151,13 +154,16 @@ def minimum_search_gpu_seconds(
     backbone: str | None = None,
     input_side: int | None = None,
     cost: CostModel = REFERENCE,
+    task: Task = "classification",
 ) -> float:
-    """The cheapest useful search: MIN_SEARCH_TRIALS short trials (min_useful_epochs
-    each) of the cheapest backbone, each paying an attempt's fixed costs."""
-    chosen = find_backbone(backbone) if backbone else cheapest_backbone()
-    side = input_side or default_input_side(facts)
+    """The cheapest useful search: MIN_SEARCH_TRIALS short trials (the shortest useful
+    training from scratch each) of the cheapest backbone, each paying an attempt's
+    fixed costs."""
+    chosen = find_backbone(backbone, task) if backbone else cheapest_backbone((), task)
+    side = input_side or default_input_side(facts, task)
     train, _ = split_images(facts)
-    one = attempt_gpu_seconds(facts, chosen, min_useful_epochs(train), side, 1, cost)
+    low, _ = epoch_range(train, False, task)
+    one = attempt_gpu_seconds(facts, chosen, low, side, 1, cost, task)
     return round(MIN_SEARCH_TRIALS * one, 1)
 
 
@@ -172,10 +178,19 @@ PRETRAINED_MIN_SIDE = 128
 PROBE_EPOCHS = 0.5
 
 
-def catalog_backbone(entry: PretrainedBackbone) -> Backbone:
-    """A catalogued backbone priced like the ladder's: GMACs at 224 px."""
+def catalog_backbone(entry: PretrainedBackbone, task: Task = "classification") -> Backbone:
+    """A catalogued backbone priced like the ladder's: GMACs at 224 px. For detection,
+    the whole detector: as measured when the table has its architecture, else the
+    backbone's own GMACs plus the largest neck and head."""
+    if task == "detection":
+        known = measured(entry.architecture, task)
+        if known is not None:
+            return known
     depthwise = any(family in entry.architecture for family in _DEPTHWISE)
-    return Backbone(entry.architecture, entry.gmacs_at(DEFAULT_SIDE), 0.35 if depthwise else 0.8)
+    gmacs = entry.gmacs_at(DEFAULT_SIDE)
+    if task == "detection":
+        gmacs += DETECTION_NECK_GMACS
+    return Backbone(entry.architecture, gmacs, 0.35 if depthwise else 0.8)
 
 
 def pretrained_sides(entry: PretrainedBackbone) -> tuple[int, ...]:
@@ -214,35 +229,60 @@ def probe_gpu_seconds(
     return attempt_gpu_seconds(facts, catalog_backbone(entry), PROBE_EPOCHS, side, 1, cost)
 
 
+def finetune_gpu_seconds(
+    facts: DatasetFacts, entry: PretrainedBackbone, cost: CostModel = REFERENCE
+) -> float:
+    """Detection: the shortest useful fine-tuning of a catalogued backbone, at the
+    side the search feeds every detector first."""
+    train, _ = split_images(facts)
+    low, _ = epoch_range(train, True, "detection")
+    side = default_input_side(facts, "detection")
+    backbone = catalog_backbone(entry, "detection")
+    return attempt_gpu_seconds(facts, backbone, low, side, 1, cost, "detection")
+
+
 def minimum_catalog_search_gpu_seconds(
-    facts: DatasetFacts, catalog: Sequence[PretrainedBackbone], cost: CostModel = REFERENCE
+    facts: DatasetFacts,
+    catalog: Sequence[PretrainedBackbone],
+    cost: CostModel = REFERENCE,
+    task: Task = "classification",
 ) -> float:
     """With a catalog the cheapest useful search is one linear probe of its cheapest
-    backbone: already a model worth having from a few images per class."""
+    backbone: already a model worth having from a few images per class. Detection has
+    no probe: one short fine-tuning of its cheapest backbone is that model."""
     if not catalog:
         raise ValueError("an empty catalog has no minimum")
-    return round(min(probe_gpu_seconds(facts, entry, cost) for entry in catalog), 1)
+    price = finetune_gpu_seconds if task == "detection" else probe_gpu_seconds
+    return round(min(price(facts, entry, cost) for entry in catalog), 1)
 
 
 # -- trials the user listed ----------------------------------------------------------
 def given_trial_gpu_seconds(
-    facts: DatasetFacts, trial: GivenTrial, cost: CostModel = REFERENCE
+    facts: DatasetFacts,
+    trial: GivenTrial,
+    cost: CostModel = REFERENCE,
+    task: Task = "classification",
 ) -> float:
     """The shortest useful training of one listed trial: its model, side and GPUs, for
-    the epochs a useful fine-tune (with weights) or training from scratch needs."""
+    the epochs a useful fine-tune (with weights) or training from scratch needs. A
+    detection trial without input_size trains at the trainer's default side."""
     train, _ = split_images(facts)
-    epochs = finetune_min_epochs(train) if trial.pretrained else min_useful_epochs(train)
-    side = trial.input_size or default_input_side(facts)
-    backbone = find_backbone(trial.model)
-    return attempt_gpu_seconds(facts, backbone, epochs, side, trial.gpus, cost)
+    epochs, _ = epoch_range(train, trial.pretrained is not None, task)
+    fallback = DETECTION_DEFAULT_SIDE if task == "detection" else default_input_side(facts)
+    side = trial.input_size or fallback
+    backbone = find_backbone(trial.model, task)
+    return attempt_gpu_seconds(facts, backbone, epochs, side, trial.gpus, cost, task)
 
 
 def minimum_given_trials_gpu_seconds(
-    facts: DatasetFacts, trials: Sequence[GivenTrial], cost: CostModel = REFERENCE
+    facts: DatasetFacts,
+    trials: Sequence[GivenTrial],
+    cost: CostModel = REFERENCE,
+    task: Task = "classification",
 ) -> float:
     """Listed trials run as given, the budget shared equally: the budget must pay every
     one of them a useful training. Priced as what will run, never as a search."""
     if not trials:
         raise ValueError("no trials to price")
-    shortest = [given_trial_gpu_seconds(facts, trial, cost) for trial in trials]
+    shortest = [given_trial_gpu_seconds(facts, trial, cost, task) for trial in trials]
     return round(max(shortest) * len(trials), 1)

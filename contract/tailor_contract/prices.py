@@ -27,6 +27,14 @@ class CostModel(BaseModel):
     fixed_seconds: float = Field(default=120.0, ge=0)
     # Data-parallel losses: each extra GPU adds this share to an epoch's GPU-seconds.
     multi_gpu_overhead: float = Field(default=0.08, ge=0)
+    # Detection: a training image costs this many times a classifier's of the same
+    # forward GMACs (target matching, losses, GroupNorm heads, more memory traffic per
+    # MAC; measured 0.8-1.0 on a CPU core, a GPU loses more). A prior, corrected from
+    # what attempts report.
+    detection_overhead: float = Field(default=1.5, gt=0)
+    # ... and an evaluation image adds its box decoding, NMS and COCO evaluation, run on
+    # the CPU while the charged GPU waits.
+    detection_eval_seconds_per_image: float = Field(default=0.004, ge=0)
 
 
 REFERENCE = CostModel()

@@ -127,6 +127,9 @@ def _cost(env: Mapping[str, str]) -> CostModel:
         floor_seconds_per_image=_read(
             env, "COST_FLOOR_SECONDS_PER_IMAGE", _seconds, REFERENCE.floor_seconds_per_image
         ),
+        detection_overhead=_read(
+            env, "COST_DETECTION_OVERHEAD", _positive, REFERENCE.detection_overhead
+        ),
     )
 
 

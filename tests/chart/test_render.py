@@ -175,6 +175,7 @@ def test_the_operator_reads_the_settings_the_values_give() -> None:
     assert settings.policy.default_model == "convnext_tiny"
     assert settings.policy.cost.fixed_seconds == 30
     assert settings.policy.cost.reference_images_per_second == 3000.5
+    assert settings.policy.cost.detection_overhead == 1.25
     assert settings.policy.trainer_image == "registry.example.com/ml/tailor-trainer:0.1.0-cu13"
     assert settings.policy.image_pull_policy == "Always"
     assert settings.policy.train_command[:3] == ("python", "-m", "tailor_trainer")

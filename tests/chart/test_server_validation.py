@@ -72,6 +72,7 @@ def test_the_chart_crds_are_accepted_by_the_api_server(chart_crds: LocalCluster)
     [
         "classification.yaml",
         "multilabel.yaml",
+        "detection.yaml",
         "s3-credentials.yaml",
         "demo-digits.yaml",
         "digits-one-trial.yaml",

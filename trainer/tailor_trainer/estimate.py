@@ -8,6 +8,7 @@ trainer's verdict (exit 67) and the operator's sizing of the search can never di
 from collections.abc import Sequence
 
 from tailor_contract import DatasetFacts, PretrainedBackbone
+from tailor_contract.backbones import Task
 from tailor_contract.cost import (
     REFERENCE,
     CostModel,
@@ -24,10 +25,12 @@ def estimate_min_gpu_seconds(
     model: str | None = None,
     cost: CostModel = REFERENCE,
     catalog: Sequence[PretrainedBackbone] = (),
+    task: Task = "classification",
 ) -> float:
     """input_side None: the side the search derives from the images; model None: the
-    cheapest backbone of the search's ladder (the operator names the cheapest it allows).
-    With catalogued backbones the search starts with a linear probe: that is the floor."""
+    cheapest backbone of the task's ladder (the operator names the cheapest it allows).
+    With catalogued backbones the search starts with a linear probe (classification)
+    or a short fine-tuning (detection): that is the floor."""
     if catalog:
-        return minimum_catalog_search_gpu_seconds(facts, catalog, cost)
-    return minimum_search_gpu_seconds(facts, model, input_side, cost)
+        return minimum_catalog_search_gpu_seconds(facts, catalog, cost, task)
+    return minimum_search_gpu_seconds(facts, model, input_side, cost, task)

@@ -222,10 +222,12 @@ def _validate_dataset(storage: Storage, options: ValidateOptions) -> ValidationR
     estimate = None
     if facts and options.given_trials:
         # Listed trials run as given: price what will run, never a search.
-        estimate = minimum_given_trials_gpu_seconds(facts, options.given_trials, options.cost)
+        estimate = minimum_given_trials_gpu_seconds(
+            facts, options.given_trials, options.cost, options.task
+        )
     elif facts:
         estimate = estimate_min_gpu_seconds(
-            facts, options.input_size, options.model, options.cost, usable
+            facts, options.input_size, options.model, options.cost, usable, options.task
         )
     code, reason, stopped_by = ExitCode.SUCCESS, "dataset valid", None
     if not problems.ok:

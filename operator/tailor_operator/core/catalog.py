@@ -3,15 +3,18 @@ has none.
 
 The catalog is the cluster's Backbone objects; validation reads and verifies the
 weights of those serving the job's task, and the search fine-tunes only what it
-verified. With no catalog and few images per class the job still runs (from scratch),
-but says plainly, as a condition and an Event, that the model is unlikely to be good.
+verified. With no catalog and few images per class (detection: few images) the job
+still runs (from scratch), but says plainly, as a condition and an Event, that the model
+is unlikely to be good.
 """
 
 from collections.abc import Sequence
 from datetime import datetime
 
 from tailor_contract import PretrainedBackbone
+from tailor_contract.backbones import Task
 from tailor_contract.cost import split_images
+from tailor_contract.detection_cost import SCRATCH_FEW_IMAGES
 from tailor_operator.core.conditions import set_condition
 from tailor_operator.core.status import Condition, TrainingJobStatus
 
@@ -42,7 +45,17 @@ def images_per_class(status: TrainingJobStatus) -> float | None:
     return train / summary.classes
 
 
-def pretrained_situation(status: TrainingJobStatus) -> tuple[bool, str, str] | None:
+def _ask_for_backbone(why: str, what: str) -> str:
+    return (
+        f"no pretrained backbone is catalogued for this task{why}: training {what} from "
+        "scratch is unlikely to generalise. Ask your platform team to import one "
+        "(tailor-models import), or bring more images"
+    )
+
+
+def pretrained_situation(
+    status: TrainingJobStatus, task: Task = "classification"
+) -> tuple[bool, str, str] | None:
     """(fine-tunes pretrained weights?, reason, message) once validation has said which
     backbones are usable; None before."""
     validation = status.validation
@@ -53,23 +66,23 @@ def pretrained_situation(status: TrainingJobStatus) -> tuple[bool, str, str] | N
         return True, "Catalog", f"fine-tunes catalogued backbones: {names}"
     unusable = "; ".join(f"{n}: {why}" for n, why in sorted(validation.unusable_backbones.items()))
     why = f" (catalogued but unusable: {unusable})" if unusable else ""
+    summary = validation.dataset
+    train = split_images(summary.facts())[0] if summary is not None else None
+    if task == "detection" and train is not None and train < SCRATCH_FEW_IMAGES:
+        # A detector learns boxes as well as classes: few images fail whatever the classes.
+        what = f"a detector on {train} training images"
+        return False, SCRATCH_REASON, _ask_for_backbone(why, what)
     per_class = images_per_class(status)
-    if per_class is not None and per_class < FEW_IMAGES_PER_CLASS:
-        return (
-            False,
-            SCRATCH_REASON,
-            f"no pretrained backbone is catalogued for this task{why}: training from "
-            f"scratch on about {per_class:.0f} images per class is unlikely to "
-            "generalise. Ask your platform team to import one (tailor-models import), "
-            "or bring more images",
-        )
+    if task != "detection" and per_class is not None and per_class < FEW_IMAGES_PER_CLASS:
+        what = f"on about {per_class:.0f} images per class"
+        return False, SCRATCH_REASON, _ask_for_backbone(why, what)
     return False, "NoCatalog", f"trains from scratch: no backbone is catalogued{why}"
 
 
 def pretrained_condition(
-    status: TrainingJobStatus, generation: int, now: datetime
+    status: TrainingJobStatus, generation: int, now: datetime, task: Task = "classification"
 ) -> Condition | None:
-    found = pretrained_situation(status)
+    found = pretrained_situation(status, task)
     if found is None:
         return None
     truth, reason, message = found

@@ -7,6 +7,7 @@ a reconciliation that changes nothing emits nothing, and a replay emits nothing.
 from dataclasses import dataclass
 from typing import Literal
 
+from tailor_contract.backbones import Task
 from tailor_operator.core.catalog import SCRATCH_REASON, pretrained_situation
 from tailor_operator.core.ledger import CHARGED
 from tailor_operator.core.status import (
@@ -73,7 +74,9 @@ def _promotions(status: TrainingJobStatus) -> set[str]:
     }
 
 
-def describe_changes(old: TrainingJobStatus, new: TrainingJobStatus) -> list[Event]:
+def describe_changes(
+    old: TrainingJobStatus, new: TrainingJobStatus, task: Task = "classification"
+) -> list[Event]:
     events: list[Event] = []
     before = _lines(old)
     promoted = _promotions(new)
@@ -84,7 +87,7 @@ def describe_changes(old: TrainingJobStatus, new: TrainingJobStatus) -> list[Eve
         facts = new.validation.dataset
         detail = f": {facts.images} images, {facts.classes} classes" if facts else ""
         events.append(Event("Normal", "Validated", f"dataset validated{detail}"))
-        pretrained = pretrained_situation(new)
+        pretrained = pretrained_situation(new, task)
         if pretrained is not None:
             truth, reason, message = pretrained
             warn = not truth and reason == SCRATCH_REASON

@@ -192,7 +192,7 @@ def plan(job: TrainingJob, world: World) -> Plan:
     else:
         where = situation(draft)
     status.conditions = job_conditions(status.conditions, where, job.generation, world.now)
-    pretrained = pretrained_condition(status, job.generation, world.now)
+    pretrained = pretrained_condition(status, job.generation, world.now, job.spec.task)
     if pretrained is not None:
         status.conditions = [c for c in status.conditions if c.type != pretrained.type]
         status.conditions.append(pretrained)
@@ -203,7 +203,7 @@ def plan(job: TrainingJob, world: World) -> Plan:
         creates=tuple(creates),
         deletes=tuple(deletes + stray_deletes),
         releases=tuple(releases + stray_releases),
-        events=tuple(describe_changes(job.status, status)),
+        events=tuple(describe_changes(job.status, status, job.spec.task)),
         requeue_after=_requeue(draft),
         verified_backbones=tuple(
             e.name for e in status.validation.backbones if e not in job.status.validation.backbones

@@ -30,12 +30,6 @@ def metric_spec_problem(spec: TrainingJobSpec) -> str | None:
     problem = metric_problem(spec.task, search.primary_metric)
     if problem is not None:
         return f"spec.search.primaryMetric: {problem}"
-    if spec.task == "detection" and not search.trials:
-        # The trainer runs detection; the search over detection backbones is not built.
-        return (
-            "spec.search.trials: a detection job lists the trials to run, for example "
-            "trials: [{model: resnet18}]; the AutoML search does not cover detection yet"
-        )
     metric = search.primary_metric or PRIMARY_METRIC[spec.task]
     wanted = direction(spec.task, metric)
     if search.goal is not None and search.goal != wanted:

@@ -74,8 +74,9 @@ def budget_shortfall(draft: Draft) -> str | None:
         return None
     validation.estimated_min_gpu_seconds = minimum
     model = world.planner.first_model(draft.job.spec, world.policy.default_model, catalog)
+    first = "a short fine-tuning" if draft.job.spec.task == "detection" else "one linear probe"
     what = (
-        f"one linear probe of {model}, the cheapest catalogued backbone"
+        f"{first} of {model}, the cheapest catalogued backbone"
         if catalog
         else f"a few short trials of {model}, the cheapest backbone it may use"
     )

@@ -15,13 +15,13 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from tailor_contract import AttemptResult, DatasetFacts
+from tailor_contract import PRIMARY_METRIC, AttemptResult, DatasetFacts, PretrainedBackbone
+from tailor_contract.backbones import Task
 from tailor_contract.cost import epoch_gpu_seconds, find_backbone
 from tailor_operator.core.planner import TrialPlanner
 from tailor_operator.core.status import JobPhase, TrainingJobStatus
 from tests.unit.operator.sim import Sim
 
-METRIC = "top1_accuracy"
 STEPS_PER_EPOCH = 100
 
 
@@ -61,13 +61,18 @@ class SearchWorld:
     max_gpus: int = 1
     seed: int = 0  # the world's draws
     job_uid: str | None = None  # the search's seed derives from it
+    task: Task = "classification"
+    catalog: tuple[PretrainedBackbone, ...] = ()  # offered, and verified by validation
 
     def __post_init__(self) -> None:
         self.sim = Sim(
             planner=self.planner,
+            catalog=self.catalog,
+            task=self.task,
             budget={"gpuHours": self.budget_hours},
             resources={"maxParallelTrials": self.parallel, "maxGpusPerTrial": self.max_gpus},
         )
+        self.metric_name = PRIMARY_METRIC[self.task]
         if self.job_uid is not None:
             self.sim.job["metadata"]["uid"] = self.job_uid
         self.rng = random.Random(self.seed)
@@ -84,18 +89,19 @@ class SearchWorld:
             return b.ceiling
         lr_miss = abs(math.log10(float(hp.get("lr", 1e-3))) - math.log10(2e-3))
         aug_miss = abs(float(hp.get("augmentation", 0.5)) - 0.3)
-        size = find_backbone(model).relative_cost
+        size = find_backbone(model, self.task).relative_cost
         capacity = 0.05 * min(1.0, math.log10(1 + 10 * size))
         return max(0.05, b.ceiling - 0.15 * lr_miss**2 - 0.08 * aug_miss + capacity - 0.05)
 
     def metric(self, model: str, hp: dict[str, Any], epochs: float) -> float:
-        tau = 3.0 + find_backbone(model).relative_cost
+        tau = 3.0 + find_backbone(model, self.task).relative_cost
         value = self.quality(model, hp) * (1 - math.exp(-epochs / tau))
         value += self.rng.uniform(-1, 1) * self.behaviour.noise
         return min(1.0, max(0.0, value))
 
     def epoch_seconds(self, model: str, side: int, gpus: int) -> float:
-        prior = epoch_gpu_seconds(self.facts, find_backbone(model), side, gpus)
+        backbone = find_backbone(model, self.task)
+        prior = epoch_gpu_seconds(self.facts, backbone, side, gpus, task=self.task)
         return prior * self.behaviour.speed_ratio / gpus  # wall seconds
 
     # -- pods -------------------------------------------------------------------
@@ -105,7 +111,9 @@ class SearchWorld:
         start = self.now + 1
         self.sim.run(name, "gpu-a", start)  # factor 1.0: wall seconds x GPUs = GPU-seconds
         if trial == "validate":
-            message = AttemptResult(exit="SUCCESS", dataset=self.facts).to_termination_message()
+            verified = [e.name for e in self.catalog]
+            result = AttemptResult(exit="SUCCESS", dataset=self.facts, verified_backbones=verified)
+            message = result.to_termination_message()
             self.runs[name] = Run(name, trial, start + 4, 0, 0.0, start, message)
             return
         before = self.checkpoints.get(trial, 0.0)
@@ -148,13 +156,13 @@ class SearchWorld:
         digest = "sha256:" + hashlib.sha256(f"{uri}{after}".encode()).hexdigest()
         return AttemptResult(
             exit="SUCCESS",
-            metrics={METRIC: self.metric(config["model"], hp, after)},
+            metrics={self.metric_name: self.metric(config["model"], hp, after)},
             export_uri=uri if export else None,
             export_digest=digest if export else None,
             steps=max(1, round(after * STEPS_PER_EPOCH)),
             epochs=round(after, 4),
             resumed_from_step=round(before * STEPS_PER_EPOCH) if before else None,
-            primary_metric=METRIC,
+            primary_metric=self.metric_name,
         ).to_termination_message()
 
     def _stopped(self, run: Run) -> None:

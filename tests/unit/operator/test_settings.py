@@ -42,11 +42,13 @@ def test_the_cost_priors_default_to_the_reference_gpu_and_can_be_set() -> None:
             "TAILOR_COST_FIXED_SECONDS": "6",
             "TAILOR_COST_IMAGES_PER_SECOND": "8.5",
             "TAILOR_COST_FLOOR_SECONDS_PER_IMAGE": "0.0008",
+            "TAILOR_COST_DETECTION_OVERHEAD": "1.0",
         }
     )
     cost = settings.policy.cost
     assert (cost.fixed_seconds, cost.reference_images_per_second) == (6.0, 8.5)
     assert cost.floor_seconds_per_image == 0.0008
+    assert cost.detection_overhead == 1.0
     # What is not a setting keeps the reference value.
     assert cost.multi_gpu_overhead == REFERENCE.multi_gpu_overhead
     # The planner the reconciler builds prices with them.
@@ -64,6 +66,7 @@ def test_the_cost_priors_default_to_the_reference_gpu_and_can_be_set() -> None:
         ("TAILOR_COST_FIXED_SECONDS", "nan", "finite number"),
         ("TAILOR_COST_IMAGES_PER_SECOND", "0", "finite positive number"),
         ("TAILOR_COST_FLOOR_SECONDS_PER_IMAGE", "fast", "could not convert"),
+        ("TAILOR_COST_DETECTION_OVERHEAD", "0", "finite positive number"),
         ("TAILOR_CALIBRATION_CONFIGMAP", "just-a-name", "NAMESPACE/NAME"),
         ("TAILOR_METRICS_PORT", "70000", "port number"),
         ("TAILOR_TRAIN_COMMAND", "  '' ", "must name a program"),

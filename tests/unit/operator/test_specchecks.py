@@ -28,11 +28,7 @@ CASES = [
         "spec.search.goal: Minimize contradicts top1_accuracy, which is maximised",
     ),
     ("the goal the metric has anyway", {"search": {"goal": "Maximize"}}, None),
-    (
-        "detection without listed trials",
-        {"task": "detection"},
-        "spec.search.trials: a detection job lists the trials to run",
-    ),
+    ("detection searched: only data and a budget", {"task": "detection"}, None),
     (
         "detection with a listed trial",
         {"task": "detection", "search": {"trials": [{"model": "resnet18"}]}},

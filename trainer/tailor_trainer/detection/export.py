@@ -4,11 +4,13 @@ config.json that predict reads; NMS is `model.postprocess`, shared by evaluation
 both predict backends.
 
 The ONNX check: on sample inputs, ONNX's raw outputs within 1e-4 (scores) and 1e-2 px
-(boxes) of PyTorch's, and ONNX's detections, scored against PyTorch's as ground truth,
-at mAP >= 0.99 (when PyTorch finds nothing on the samples, ONNX must find nothing).
-The input side is fixed (the points depend on it); the batch is dynamic.
+(boxes) of PyTorch's, or within 4 times PyTorch's own float32 error on those samples
+(against float64) where that is larger, and ONNX's detections, scored against PyTorch's
+as ground truth, at mAP >= 0.99 (where PyTorch detects nothing, ONNX must detect nothing
+either). The input side is fixed (the points depend on it); the batch is dynamic.
 """
 
+import copy
 import json
 import warnings
 from pathlib import Path
@@ -24,6 +26,9 @@ from tailor_trainer.detection.model import Detector, postprocess
 SCORE_TOLERANCE = 1e-4
 BOX_TOLERANCE = 1e-2  # pixels
 MIN_MAP = 0.99
+# A trained EfficientNet-B0 detector's float32 scores differ from float64's by 1.6e-4
+# (boxes 0.03 px at 64 px): a fixed 1e-4 refused exports as faithful as PyTorch itself.
+FLOAT32_ERROR_FACTOR = 4.0
 FILES = ("model.safetensors", "config.json", "model.torchscript.pt", "model.onnx")
 OUTPUTS = ["boxes", "scores"]
 
@@ -105,6 +110,19 @@ def _as_truth(found: dict[str, torch.Tensor], other: dict[str, torch.Tensor]) ->
     )
 
 
+def float32_error(model: Detector, samples: torch.Tensor) -> tuple[float, float]:
+    """(scores, boxes): how far PyTorch's own float32 outputs are from float64's on the
+    samples, the rounding any faithful runtime may differ by."""
+    exact = copy.deepcopy(model).double()
+    with torch.no_grad():
+        boxes, scores = model(samples)
+        exact_boxes, exact_scores = exact(samples.double())
+    return (
+        float((scores.double() - exact_scores).abs().max()),
+        float((boxes.double() - exact_boxes).abs().max()),
+    )
+
+
 def onnx_check(model: Detector, path: Path, samples: torch.Tensor) -> dict[str, float]:
     """Raw differences and the mAP of ONNX's detections against PyTorch's; raises
     DetectionExportError past the tolerances."""
@@ -114,24 +132,43 @@ def onnx_check(model: Detector, path: Path, samples: torch.Tensor) -> dict[str, 
     boxes, scores = session.run(OUTPUTS, {"input": samples.numpy()})
     with torch.no_grad():
         expected_boxes, expected_scores = model(samples)
+    score_gaps = np.abs(scores - expected_scores.numpy()).reshape(len(samples), -1).max(axis=1)
+    box_gaps = np.abs(boxes - expected_boxes.numpy()).reshape(len(samples), -1).max(axis=1)
     check = {
-        "max_score_difference": float(np.max(np.abs(scores - expected_scores.numpy()))),
-        "max_box_difference": float(np.max(np.abs(boxes - expected_boxes.numpy()))),
+        "max_score_difference": float(score_gaps.max()),
+        "max_box_difference": float(box_gaps.max()),
     }
+    scores_allowed, boxes_allowed = SCORE_TOLERANCE, BOX_TOLERANCE
+    if (
+        check["max_score_difference"] > SCORE_TOLERANCE
+        or check["max_box_difference"] > BOX_TOLERANCE
+    ):
+        # Only then the float64 reference (slow on a CPU), on the worst samples only.
+        worst = sorted({int(score_gaps.argmax()), int(box_gaps.argmax())})
+        score_error, box_error = float32_error(model, samples[worst])
+        check["float32_score_error"], check["float32_box_error"] = score_error, box_error
+        scores_allowed = max(SCORE_TOLERANCE, FLOAT32_ERROR_FACTOR * score_error)
+        boxes_allowed = max(BOX_TOLERANCE, FLOAT32_ERROR_FACTOR * box_error)
     theirs = postprocess(torch.from_numpy(boxes), torch.from_numpy(scores))
     ours = postprocess(expected_boxes, expected_scores)
-    cases = [_as_truth(mine, other) for mine, other in zip(ours, theirs, strict=True)]
     check["pytorch_detections"] = sum(len(found["scores"]) for found in ours)
-    check["map_against_pytorch"] = detection_metrics(cases, model.num_classes).metrics["map"]
-    if check["pytorch_detections"] == 0:
-        # Nothing above the score threshold on the samples (an untrained RetinaNet, a
-        # confident model on noise): a match when ONNX finds nothing either.
-        found = sum(len(other["scores"]) for other in theirs)
-        check["map_against_pytorch"] = 1.0 if found == 0 else 0.0
-    if check["max_score_difference"] > SCORE_TOLERANCE:
-        raise DetectionExportError(f"ONNX scores differ by {check['max_score_difference']:.3g}")
-    if check["max_box_difference"] > BOX_TOLERANCE:
-        raise DetectionExportError(f"ONNX boxes differ by {check['max_box_difference']:.3g} px")
+    if any(len(found["boxes"]) for found in ours):
+        cases = [_as_truth(mine, other) for mine, other in zip(ours, theirs, strict=True)]
+        check["map_against_pytorch"] = detection_metrics(cases, model.num_classes).metrics["map"]
+    else:
+        # PyTorch detects nothing on the samples (an untrained detector): COCO's mAP has
+        # no truth to score; ONNX agrees when it detects nothing either.
+        check["map_against_pytorch"] = 0.0 if any(len(f["boxes"]) for f in theirs) else 1.0
+    if check["max_score_difference"] > scores_allowed:
+        raise DetectionExportError(
+            f"ONNX scores differ by {check['max_score_difference']:.3g} "
+            f"(allowed {scores_allowed:.3g})"
+        )
+    if check["max_box_difference"] > boxes_allowed:
+        raise DetectionExportError(
+            f"ONNX boxes differ by {check['max_box_difference']:.3g} px "
+            f"(allowed {boxes_allowed:.3g})"
+        )
     if check["map_against_pytorch"] < MIN_MAP:
         raise DetectionExportError(
             f"ONNX detections score mAP {check['map_against_pytorch']:.4f} against PyTorch's"

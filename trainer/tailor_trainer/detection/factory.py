@@ -3,6 +3,7 @@
 import logging
 
 from tailor_contract import Hyperparameters, TrialConfig
+from tailor_contract.detection_cost import DETECTION_DEFAULT_SIDE, SCRATCH_FEW_IMAGES
 from tailor_trainer.data import DataConfig
 from tailor_trainer.detection.model import Detector
 from tailor_trainer.loop import hold_norm_statistics
@@ -12,8 +13,10 @@ from tailor_trainer.storage import Storage
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SIDE = 512  # classification's 224 loses small objects
-FEW_IMAGES = 1000  # below this, a detector trained from scratch learns little
+# Classification's 224 loses small objects; below FEW_IMAGES a detector trained from
+# scratch learns little (the operator warns about it too).
+DEFAULT_SIDE = DETECTION_DEFAULT_SIDE
+FEW_IMAGES = SCRATCH_FEW_IMAGES
 
 
 def create_detector(

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from tailor_contract import DatasetFacts
+from tailor_contract.backbones import Task
 from tailor_contract.cost import REFERENCE, Backbone, CostModel, epoch_gpu_seconds, find_backbone
 from tailor_operator.core.status import Billing, TrialStatus
 
@@ -89,9 +90,11 @@ class CostEstimator:
         cost: CostModel = REFERENCE,
         seen: Sequence[Observation] = (),
         backbones: Mapping[str, Backbone] | None = None,
+        task: Task = "classification",
     ) -> None:
         self.facts = facts
         self.cost = cost
+        self.task = task
         # Backbones the ladder does not price (catalogued ones), by timm name.
         self.backbones = dict(backbones or {})
         self.overhead = 1.0  # a: multiplies the fixed seconds
@@ -101,8 +104,8 @@ class CostEstimator:
             self._fit(seen)
 
     def _prior_epoch(self, model: str, side: int, gpus: int) -> float:
-        backbone = self.backbones.get(model) or find_backbone(model)
-        return epoch_gpu_seconds(self.facts, backbone, side, gpus, self.cost)
+        backbone = self.backbones.get(model) or find_backbone(model, self.task)
+        return epoch_gpu_seconds(self.facts, backbone, side, gpus, self.cost, self.task)
 
     def _fit(self, seen: Sequence[Observation]) -> None:
         """Least squares in relative error, ridge toward the prior: unknowns are the

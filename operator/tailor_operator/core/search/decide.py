@@ -17,10 +17,7 @@ from tailor_contract.cost import (
     PROBE_EPOCHS,
     CostModel,
     catalog_backbone,
-    finetune_full_epochs,
-    finetune_min_epochs,
-    full_epochs,
-    min_useful_epochs,
+    epoch_range,
     split_images,
 )
 from tailor_contract.metrics import Selection, direction
@@ -65,16 +62,17 @@ class SearchRound:
         facts = view.dataset.facts()
         train, _ = split_images(facts)
         self.train_images = train
+        self.task = view.spec.task
         self.fixed = cost.fixed_seconds
-        space = build_space(facts, view.spec.search.models, view.catalog)
-        known = {e.architecture: catalog_backbone(e) for e in space.catalog}
-        prior = CostEstimator(facts, cost, backbones=known)
+        space = build_space(facts, view.spec.search.models, view.catalog, self.task)
+        known = {e.architecture: catalog_backbone(e, self.task) for e in space.catalog}
+        prior = CostEstimator(facts, cost, backbones=known, task=self.task)
         limit = view.budget.limit_gpu_seconds
         default = space.default()
         # With a catalog the probe comes first, outside the bracket: its cost is set
         # aside before the rungs are sized from what remains.
         self.probe_allowance = 0.0
-        if space.pretrained:
+        if space.probing:
             probe = space.probe()
             self.probe_allowance = _floor(
                 prior.allowance_for(probe.model, probe.input_size, 1, PROBE_EPOCHS)
@@ -97,7 +95,7 @@ class SearchRound:
         self.space = space.restrict(
             lambda b: prior.epochs_for(b.name, default.input_size, 1, first + ROUNDING) >= low
         )
-        self.estimator = CostEstimator(facts, cost, observations(view.trials), known)
+        self.estimator = CostEstimator(facts, cost, observations(view.trials), known, self.task)
         search = view.spec.search
         self.metric = (
             search.primary_metric
@@ -118,10 +116,8 @@ class SearchRound:
 
     def _epoch_limits(self, config: Config) -> tuple[float, float]:
         """(shortest useful, full) epochs: fine-tuning converges far sooner than
-        training from scratch."""
-        if config.pretrained:
-            return finetune_min_epochs(self.train_images), finetune_full_epochs(self.train_images)
-        return min_useful_epochs(self.train_images), full_epochs(self.train_images)
+        training from scratch; detection needs more of both."""
+        return epoch_range(self.train_images, config.pretrained, self.task)
 
     # -- what the trials need -------------------------------------------------
     def _gpus(self, model: str, side: int) -> int:
@@ -169,9 +165,9 @@ class SearchRound:
     # -- decisions ------------------------------------------------------------
     def _config(self, index: int) -> Config:
         rng = random.Random(f"{self.view.seed}:{index}")
-        # With a catalog: t0 the probe, t1 the default fine-tuning; else t0 the default.
-        first = 1 if self.space.pretrained else 0
-        if index == 0 and self.space.pretrained:
+        # With a probe: t0 the probe, t1 the default fine-tuning; else t0 the default.
+        first = 1 if self.space.probing else 0
+        if index == 0 and self.space.probing:
             return self.space.probe()
         if index == first:
             return self.space.default()
@@ -185,7 +181,9 @@ class SearchRound:
         cheapest backbone (with a catalog, its default fine-tuning)."""
         if config.pretrained:
             cheaper = self.space.default()
-            return cheaper if self._useful(cheaper, gpus, allowance) else self.space.probe()
+            if self._useful(cheaper, gpus, allowance) or not self.space.probing:
+                return cheaper
+            return self.space.probe()
         sized = replace(config, input_size=self.space.default_side)
         if self._useful(sized, gpus, allowance):
             return sized
@@ -288,7 +286,7 @@ class SearchRound:
         ladder = self.ladder
         trials = len(self.view.trials)
         proposals: list[TrialProposal] = []
-        if self.space.pretrained and trials == 0 and slots > 0 and free > 0:
+        if self.space.probing and trials == 0 and slots > 0 and free > 0:
             # The probe first: cheap, and the floor every fine-tuning must clear.
             proposals.append(self._new_trial(0, min(free, self.probe_allowance)))
             slots -= 1
@@ -296,7 +294,7 @@ class SearchRound:
         if ladder is None:
             # Too little for a bracket: the default recipe gets what is left, once (with
             # a catalog, after the probe: fine-tuning it once beats stopping at it).
-            index = 1 if self.space.pretrained else 0
+            index = 1 if self.space.probing else 0
             if trials + len(proposals) == index and free > 0 and slots > 0:
                 default = self._new_trial(index, free)
                 if index == 0 or self._worth_alone(default):
@@ -322,7 +320,7 @@ class SearchRound:
             free -= promotion.allowance_gpu_seconds - standing.trial.charged_gpu_seconds
         first = ladder.rungs[0]
         waiting = short and busy
-        probes = 1 if self.space.pretrained else 0  # the probe is not in the bracket
+        probes = 1 if self.space.probing else 0  # the probe is not in the bracket
         while not waiting and slots > 0 and trials + len(proposals) < ladder.trials + probes:
             if free + EPSILON < first:
                 short = True

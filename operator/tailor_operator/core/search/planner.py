@@ -40,8 +40,9 @@ class AutoMLPlanner:
             return self._given.first_model(spec, default_model)
         entries = allowed_catalog(catalog, spec.search.models)
         if entries:
-            return min(entries, key=lambda e: catalog_backbone(e).relative_cost).architecture
-        return cheapest_backbone(spec.search.models).name
+            cheapest = min(entries, key=lambda e: catalog_backbone(e, spec.task).relative_cost)
+            return cheapest.architecture
+        return cheapest_backbone(spec.search.models, spec.task).name
 
     def minimum_gpu_seconds(
         self,
@@ -51,14 +52,16 @@ class AutoMLPlanner:
         catalog: Sequence[PretrainedBackbone] = (),
     ) -> float | None:
         """What the search would really run first: with catalogued backbones, one
-        linear probe; without, a few short trainings from scratch."""
+        linear probe (detection: one short fine-tuning); without, a few short trainings
+        from scratch."""
         if spec.search.trials:
             return None
+        facts, task = dataset.facts(), spec.task
         entries = allowed_catalog(catalog, spec.search.models)
         if entries:
-            return minimum_catalog_search_gpu_seconds(dataset.facts(), entries, self.cost)
+            return minimum_catalog_search_gpu_seconds(facts, entries, self.cost, task)
         model = self.first_model(spec, default_model)
-        return minimum_search_gpu_seconds(dataset.facts(), model, cost=self.cost)
+        return minimum_search_gpu_seconds(facts, model, cost=self.cost, task=task)
 
     def decide(self, view: PlannerView) -> PlannerDecision:
         if view.spec.search.trials or view.dataset is None:

@@ -6,7 +6,8 @@ a linear probe of the cheapest (cheap on any hardware, and a floor every later t
 must clear), then fine-tunes catalogued backbones; it trains from scratch only when the
 data is large enough to profit. Without a catalog it trains the ladder from scratch.
 Defaults come from the dataset's size facts; spec.search.models narrows the backbones
-(a name matches a catalog entry's name or its architecture).
+(a name matches a catalog entry's name or its architecture). Detection searches its own
+ladder of whole detectors, sides and knobs (knobs.py, detection_space.py).
 """
 
 import math
@@ -15,118 +16,52 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from tailor_contract import DatasetFacts, PretrainedBackbone
+from tailor_contract.backbones import Task
 from tailor_contract.cost import (
-    BACKBONES,
     INPUT_SIDES,
     Backbone,
     catalog_backbone,
     default_input_side,
+    eval_every_epochs,
     find_backbone,
     pretrained_side,
     pretrained_sides,
     split_images,
 )
-from tailor_operator.core.spec import Scalar
+from tailor_contract.ladders import ladder
+from tailor_operator.core.search.configs import Config, config_of
+from tailor_operator.core.search.detection_space import (
+    detection_batches,
+    detection_scratch_worthwhile,
+    detection_side_range,
+)
+from tailor_operator.core.search.knobs import LINEAR_PROBE, PROBE_FINETUNE, TRAIN, Knobs, knobs_for
+
+__all__ = [
+    "LINEAR_PROBE",
+    "PROBE_FINETUNE",
+    "TRAIN",
+    "Config",
+    "SearchSpace",
+    "build_space",
+    "config_of",
+]
 
 # Backbones that train well from scratch with AdamW and few knobs, in the order the
 # default configuration (the first trial, and the fixed recipe) prefers them.
 ROBUST = ("resnet50", "resnet18", "resnet10t", "test_resnet")
 BATCH_SIZES = (16, 32, 64, 128, 256)
-LR_RANGE = (1e-4, 1e-2)
-WEIGHT_DECAY_RANGE = (1e-3, 0.2)
-AUGMENTATION_RANGE = (0.0, 0.9)
 # Attention models want a smaller peak learning rate than convolutions do.
 VIT_LR_SCALE = 0.5
 # Share of new configurations drawn near the best one once results exist.
 EXPLOIT_SHARE = 0.3
 
-# Recipes (Hyperparameters.recipe).
-TRAIN = "train"
-LINEAR_PROBE = "linear_probe"
-PROBE_FINETUNE = "probe_finetune"
-# Fine-tuning wants gentler steps than training from scratch, and its backbone gentler
-# still: the head learns at lr, the pretrained weights at lr * backbone_lr_scale.
-FINETUNE_LR_RANGE = (3e-4, 3e-3)
-BACKBONE_LR_SCALE_RANGE = (0.1, 1.0)
-# The default fine-tuning: the classifier at 2e-3, the backbone at 1e-3, mild
-# augmentation. Chosen from a small grid on MNIST, 10 per class, one seed (docs/automl.md
-# gives the grid); the benchmark's other seeds and datasets were not used to choose.
-FINETUNE_DEFAULT_LR = 2e-3
-FINETUNE_DEFAULT_BACKBONE_LR_SCALE = 0.5
-FINETUNE_DEFAULT_AUGMENTATION = 0.3
-# Fine-tuning from a probe warms up over 30% of its steps: the probe's classifier is
-# confident (separable features), and full-rate steps from the first one pushed the
-# backbone's features off it until the network answered uniformly (10 scans per class
-# at 32 px: chance from step 5 with 5% warmup, 0.9 with 30%).
-FINETUNE_WARMUP_FRACTION = 0.3
-FINETUNE_AUGMENTATION_RANGE = (0.0, 0.6)
 # Training images per class from which training from scratch joins the search: below,
 # a randomly initialised network overfits what a pretrained one generalises from.
 SCRATCH_MIN_IMAGES_PER_CLASS = 200
 SCRATCH_MIN_IMAGES = 5_000
 # With both, the share of new configurations that fine-tune a catalogued backbone.
 PRETRAINED_SHARE = 0.7
-
-
-@dataclass(frozen=True)
-class Config:
-    model: str
-    input_size: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    augmentation: float
-    recipe: str = TRAIN
-    backbone: str | None = None  # the catalog entry fine-tuned; None: from scratch
-    backbone_lr_scale: float = 1.0
-
-    @property
-    def pretrained(self) -> bool:
-        return self.backbone is not None
-
-    @property
-    def probe(self) -> bool:
-        return self.recipe == LINEAR_PROBE
-
-    def hyperparameters(self, epochs: float) -> dict[str, Scalar]:
-        values: dict[str, Scalar] = {
-            "lr": self.lr,
-            "weight_decay": self.weight_decay,
-            "batch_size": self.batch_size,
-            "input_size": self.input_size,
-            "augmentation": self.augmentation,
-            "epochs": epochs,
-        }
-        if self.recipe != TRAIN:
-            values["recipe"] = self.recipe
-        if self.recipe == PROBE_FINETUNE:
-            values["warmup_fraction"] = FINETUNE_WARMUP_FRACTION
-        if self.backbone_lr_scale != 1.0:
-            values["backbone_lr_scale"] = self.backbone_lr_scale
-        return values
-
-
-def config_of(
-    model: str, hyperparameters: dict[str, Scalar], backbone: str | None = None
-) -> Config:
-    """The configuration a trial runs, read back from its status (defaults filled)."""
-
-    def number(key: str, default: float) -> float:
-        value = hyperparameters.get(key, default)
-        return float(value) if isinstance(value, int | float) else default
-
-    recipe = hyperparameters.get("recipe", TRAIN)
-    return Config(
-        model=model,
-        input_size=int(number("input_size", 224)),
-        batch_size=int(number("batch_size", 32)),
-        lr=number("lr", 1e-3),
-        weight_decay=number("weight_decay", 0.05),
-        augmentation=number("augmentation", 0.5),
-        recipe=recipe if isinstance(recipe, str) else TRAIN,
-        backbone=backbone,
-        backbone_lr_scale=number("backbone_lr_scale", 1.0),
-    )
 
 
 def _is_vit(model: str) -> bool:
@@ -154,23 +89,40 @@ class SearchSpace:
     catalog: tuple[PretrainedBackbone, ...] = ()
     catalog_sides: tuple[int, ...] = ()  # the side each catalog entry is fed by default
     scratch: bool = True  # whether training from scratch is part of the search
+    task: Task = "classification"
+    eval_every: float = 1.0  # epochs between an attempt's evaluations
 
     @property
     def pretrained(self) -> bool:
         return bool(self.catalog)
 
+    @property
+    def knobs(self) -> Knobs:
+        return knobs_for(self.task)
+
+    @property
+    def probing(self) -> bool:
+        """Whether the search starts with a linear probe (classification's catalog)."""
+        return self.pretrained and self.knobs.probes
+
     def backbone_of(self, config: Config) -> Backbone:
         """What a configuration's backbone costs (the catalog's, else the ladder's)."""
         for entry in self.catalog:
             if entry.name == config.backbone:
-                return catalog_backbone(entry)
-        return find_backbone(config.model)
+                return catalog_backbone(entry, self.task)
+        return find_backbone(config.model, self.task)
 
     def cheapest(self) -> Backbone:
         """The cheapest backbone any configuration of this space uses."""
         if self.catalog:
-            return catalog_backbone(self.catalog[0])
+            return catalog_backbone(self.catalog[0], self.task)
         return self.models[0]
+
+    def sides_for(self, entry: PretrainedBackbone | None) -> tuple[int, ...]:
+        """The sides a configuration on this catalog entry (None: from scratch) uses."""
+        if entry is not None and self.knobs.sides_from_backbone:
+            return pretrained_sides(entry)
+        return self.sides
 
     def restrict(self, keep: Callable[[Backbone], bool]) -> "SearchSpace":
         """The space without the backbones `keep` refuses (the cheapest always stays)."""
@@ -179,7 +131,7 @@ class SearchSpace:
         kept = [
             (entry, side)
             for entry, side in zip(self.catalog, self.catalog_sides, strict=True)
-            if keep(catalog_backbone(entry))
+            if keep(catalog_backbone(entry, self.task))
         ] or list(zip(self.catalog[:1], self.catalog_sides[:1], strict=True))
         return replace(
             self,
@@ -208,63 +160,70 @@ class SearchSpace:
     def default(self) -> Config:
         """A robust recipe: with a catalog, the probe then fine-tuning of its cheapest
         backbone; else a ResNet suited to the data with the trainer's default knobs."""
+        knobs = self.knobs
         if self.catalog:
             entry, side = self.catalog[0], self.catalog_sides[0]
             return Config(
                 entry.architecture,
                 side,
                 self.default_batch,
-                FINETUNE_DEFAULT_LR,
+                knobs.finetune_default_lr,
                 0.05,
-                FINETUNE_DEFAULT_AUGMENTATION,
-                recipe=PROBE_FINETUNE,
+                knobs.finetune_default_augmentation,
+                recipe=knobs.finetune_recipe,
                 backbone=entry.name,
-                backbone_lr_scale=FINETUNE_DEFAULT_BACKBONE_LR_SCALE,
+                backbone_lr_scale=knobs.finetune_default_backbone_lr_scale,
+                eval_every=self.eval_every,
             )
         names = [b.name for b in self.preferred]
         model = next((m for m in ROBUST if m in names), self.preferred[-1].name)
-        lr = 1e-3 * (VIT_LR_SCALE if _is_vit(model) else 1.0)
-        return Config(model, self.default_side, self.default_batch, lr, 0.05, 0.5)
+        lr = knobs.default_lr * (VIT_LR_SCALE if _is_vit(model) else 1.0)
+        return Config(
+            model, self.default_side, self.default_batch, lr, 0.05, 0.5, eval_every=self.eval_every
+        )
 
     def sample(self, rng: random.Random) -> Config:
         if self.catalog and (not self.scratch or rng.random() < PRETRAINED_SHARE):
             return self._sample_pretrained(rng)
+        knobs = self.knobs
         model = rng.choice(self.preferred).name
-        lr = _log_uniform(rng, *LR_RANGE) * (VIT_LR_SCALE if _is_vit(model) else 1.0)
+        lr = _log_uniform(rng, *knobs.lr_range) * (VIT_LR_SCALE if _is_vit(model) else 1.0)
         return Config(
             model=model,
             input_size=rng.choice(self.sides),
             batch_size=rng.choice(self.batch_sizes),
             lr=_sig(lr),
-            weight_decay=_sig(_log_uniform(rng, *WEIGHT_DECAY_RANGE)),
-            augmentation=round(rng.uniform(*AUGMENTATION_RANGE), 2),
+            weight_decay=_sig(_log_uniform(rng, *knobs.weight_decay_range)),
+            augmentation=round(rng.uniform(*knobs.augmentation_range), 2),
+            eval_every=self.eval_every,
         )
 
     def _sample_pretrained(self, rng: random.Random) -> Config:
+        knobs = self.knobs
         entry = rng.choice(self.catalog)
         return Config(
             model=entry.architecture,
-            input_size=rng.choice(pretrained_sides(entry)),
+            input_size=rng.choice(self.sides_for(entry)),
             batch_size=rng.choice(self.batch_sizes),
-            lr=_sig(_log_uniform(rng, *FINETUNE_LR_RANGE)),
-            weight_decay=_sig(_log_uniform(rng, *WEIGHT_DECAY_RANGE)),
-            augmentation=round(rng.uniform(*FINETUNE_AUGMENTATION_RANGE), 2),
-            # Probe first, then fine-tune (LP-FT): a plain fine-tune starts from a random
-            # classifier whose gradients disturb the pretrained features, and on few
-            # images it loses to the probe it could have started from.
-            recipe=PROBE_FINETUNE,
+            lr=_sig(_log_uniform(rng, *knobs.finetune_lr_range)),
+            weight_decay=_sig(_log_uniform(rng, *knobs.weight_decay_range)),
+            augmentation=round(rng.uniform(*knobs.finetune_augmentation_range), 2),
+            recipe=knobs.finetune_recipe,
             backbone=entry.name,
-            backbone_lr_scale=_sig(_log_uniform(rng, *BACKBONE_LR_SCALE_RANGE)),
+            backbone_lr_scale=_sig(_log_uniform(rng, *knobs.backbone_lr_scale_range)),
+            eval_every=self.eval_every,
         )
 
     def neighbour(self, config: Config, rng: random.Random) -> Config:
         """A configuration near one that did well: same backbone and recipe, nearby knobs."""
         if config.probe:
             return self.sample(rng)  # a probe has no knobs worth perturbing
-        low, high = FINETUNE_AUGMENTATION_RANGE if config.pretrained else AUGMENTATION_RANGE
+        knobs = self.knobs
+        ranges = knobs.finetune_augmentation_range, knobs.augmentation_range
+        low, high = ranges[0] if config.pretrained else ranges[1]
         augmentation = min(high, max(low, config.augmentation + rng.uniform(-0.2, 0.2)))
         entry = next((e for e in self.catalog if e.name == config.backbone), None)
-        around = pretrained_sides(entry) if entry is not None else self.sides
+        around = self.sides_for(entry)
         sides = sorted(around, key=lambda s: abs(s - config.input_size))[:2]
         scale = config.backbone_lr_scale
         if config.pretrained:
@@ -292,9 +251,11 @@ def _sides(default: int) -> tuple[int, ...]:
     return tuple(s for s in INPUT_SIDES if default // 2 <= s <= min(288, default * 2))
 
 
-def scratch_worthwhile(facts: DatasetFacts) -> bool:
+def scratch_worthwhile(facts: DatasetFacts, task: Task = "classification") -> bool:
     """Whether the data is large enough for training from scratch to compete with
     fine-tuning a pretrained backbone."""
+    if task == "detection":
+        return detection_scratch_worthwhile(facts)
     train, _ = split_images(facts)
     per_class = train / max(1, facts.classes)
     return train >= SCRATCH_MIN_IMAGES and per_class >= SCRATCH_MIN_IMAGES_PER_CLASS
@@ -313,42 +274,54 @@ def build_space(
     facts: DatasetFacts,
     allowed: Sequence[str] = (),
     catalog: Sequence[PretrainedBackbone] = (),
+    task: Task = "classification",
 ) -> SearchSpace:
     """Every backbone the search may use for this data (spec.search.models, else the
-    catalog and the ladder), the preferred ones first among equals, and the knobs'
-    ranges. `catalog`: the verified catalogued backbones for the job's task."""
+    catalog and the task's ladder), the preferred ones first among equals, and the
+    knobs' ranges. `catalog`: the verified catalogued backbones for the job's task."""
     train, _ = split_images(facts)
     entries = sorted(
         allowed_catalog(catalog, allowed),
-        key=lambda e: (catalog_backbone(e).relative_cost, e.name),
+        key=lambda e: (catalog_backbone(e, task).relative_cost, e.name),
     )
     catalogued = {name for e in entries for name in (e.name, e.architecture)}
     scratch_names = [n for n in allowed if n not in catalogued]
     if allowed:
-        models = tuple(sorted((find_backbone(n) for n in scratch_names), key=_cost))
+        models = tuple(sorted((find_backbone(n, task) for n in scratch_names), key=_cost))
     else:
-        models = BACKBONES
-    scratch = not entries or (bool(models) and (bool(allowed) or scratch_worthwhile(facts)))
+        models = ladder(task)
+    worthwhile = bool(allowed) or scratch_worthwhile(facts, task)
+    scratch = not entries or (bool(models) and worthwhile)
     if not models:
         # Only catalogued backbones allowed: the ladder is kept for pricing, never sampled.
-        models, scratch = BACKBONES, False
+        models, scratch = ladder(task), False
     preferred = tuple(
         b
         for b in models
         if b.min_images <= train and (b.max_images is None or train <= b.max_images)
     )
-    side = default_input_side(facts)
-    batches, batch = _batches(train)
+    if task == "detection":
+        sides, side = detection_side_range(facts)
+        batches, batch = detection_batches(train)
+        # A detector's side follows its images, whichever backbone it has.
+        catalog_sides = tuple(side for _ in entries)
+    else:
+        side = default_input_side(facts)
+        sides = _sides(side)
+        batches, batch = _batches(train)
+        catalog_sides = tuple(pretrained_side(facts, e) for e in entries)
     return SearchSpace(
         models,
         preferred or models[:1],  # data smaller than every preference: the cheapest
-        _sides(side),
+        sides,
         side,
         batches,
         batch,
         catalog=tuple(entries),
-        catalog_sides=tuple(pretrained_side(facts, e) for e in entries),
+        catalog_sides=catalog_sides,
         scratch=scratch,
+        task=task,
+        eval_every=eval_every_epochs(facts, task),
     )
 
 
