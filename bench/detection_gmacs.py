@@ -11,6 +11,7 @@ catalog's classifiers. CPU only, a few seconds per model.
 import argparse
 
 import torch
+from torchvision.models.detection.fcos import FCOSHead
 
 from tailor_catalog.measure import gmacs
 from tailor_contract.ladders import (
@@ -54,7 +55,9 @@ def main() -> None:
         backbone = count.get_total_flops() / 2e9
         known = measured(name, "detection")
         table = f"{known.gmacs:.3f}" if known else "-"
-        convs = detector.head.classification_head.conv
+        head = detector.head
+        assert isinstance(head, FCOSHead)  # the search's detectors are FCOS
+        convs = head.classification_head.conv
         neck = (convs[0].out_channels, len(convs) // 3)  # channels, head convolutions
         print(f"{name} | {figures[0]:.3f} | {figures[1]:.2f} | {table} | {backbone:.2f} | {neck}")
 

@@ -5,6 +5,7 @@ export; found by the detection search's end-to-end test)."""
 
 import pytest
 import torch
+from torchvision.models.detection.fcos import FCOSHead
 
 from tailor_trainer.detection.export import (
     BOX_TOLERANCE,
@@ -22,7 +23,9 @@ def test_a_detector_that_detects_nothing_exports(tmp_path):
     torch.manual_seed(0)
     detector = Detector("test_resnet", num_classes=3)
     detector.prune_backbone()
-    torch.nn.init.constant_(detector.head.classification_head.cls_logits.bias, -20.0)
+    head = detector.head
+    assert isinstance(head, FCOSHead)
+    torch.nn.init.constant_(head.classification_head.cls_logits.bias, -20.0)
     detector.eval()
     samples = torch.randn(3, 3, 64, 64)
     with torch.no_grad():
