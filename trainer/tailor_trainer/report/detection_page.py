@@ -13,7 +13,7 @@ from tailor_trainer.report.detection_figures import (
     TRUE_COLOUR,
 )
 from tailor_trainer.report.detection_stats import ImageErrors
-from tailor_trainer.report.html import CSS, FIGURES_FOLDER, chart, img, num, number, rows, td
+from tailor_trainer.report.html import chart, img, num, number, page, rows, td
 from tailor_trainer.report.search import search_section
 
 METRIC_NAMES = {
@@ -212,30 +212,17 @@ def images_section(data: DetectionReportData, computed: DetectionComputed) -> st
 
 
 def render(data: DetectionReportData, computed: DetectionComputed) -> str:
-    sections = [
-        ("per-class", "Per class"),
-        ("precision-recall", "Precision-recall"),
-        ("images", "Images"),
-        ("search", "Search"),
-    ]
-    navigation = "".join(f'<a href="#{anchor}">{title}</a>' for anchor, title in sections)
-    body = "".join(
-        [
-            header(data, computed),
-            f"<nav>{navigation}</nav>",
-            per_class_section(data, computed),
-            curves_section(computed),
-            images_section(data, computed),
-            search_section(
-                computed.search, computed.unplotted, computed.figures, data.primary_metric
-            ),
-        ]
+    search = search_section(
+        computed.search, computed.unplotted, computed.figures, data.primary_metric
     )
-    title = escape(f"Evaluation report: {data.model}")
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{title}</title><style>{CSS}{DETECTION_CSS}</style></head>"
-        f"<body><main>{body}<footer>Written by tailor-train; the figures are also PNG files "
-        f"in <code>{FIGURES_FOLDER}/</code> beside this page.</footer></main></body></html>\n"
+    return page(
+        data.model,
+        [
+            ("", "", header(data, computed)),
+            ("per-class", "Per class", per_class_section(data, computed)),
+            ("precision-recall", "Precision-recall", curves_section(computed)),
+            ("images", "Images", images_section(data, computed)),
+            ("search", "Search", search),
+        ],
+        DETECTION_CSS,
     )

@@ -120,3 +120,19 @@ def num(value: float | None, metric: str = "", column: int | None = None) -> str
         if column is not None:
             attributes += f' data-class="{column}"'
     return td(number(value), "num", attributes)
+
+
+def page(model: str, sections: Sequence[tuple[str, str, str]], css: str = "") -> str:
+    """The self-contained page: the header section first, then a navigation bar over
+    (anchor, title, html) sections, in order. `css` adds to the shared style."""
+    header, *rest = sections
+    navigation = "".join(f'<a href="#{anchor}">{title}</a>' for anchor, title, _ in rest)
+    body = header[2] + f"<nav>{navigation}</nav>" + "".join(html for _, _, html in rest)
+    title = escape(f"Evaluation report: {model}")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{title}</title><style>{CSS}{css}</style></head>"
+        f"<body><main>{body}<footer>Written by tailor-train; the figures are also PNG files "
+        f"in <code>{FIGURES_FOLDER}/</code> beside this page.</footer></main></body></html>\n"
+    )

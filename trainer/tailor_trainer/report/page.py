@@ -12,12 +12,11 @@ from tailor_trainer.metrics import ECE_BINS
 from tailor_trainer.report.document import Computed, ReportData
 from tailor_trainer.report.figures import ANNOTATE_UP_TO, LABEL_UP_TO
 from tailor_trainer.report.html import (
-    CSS,
-    FIGURES_FOLDER,
     chart,
     img,
     num,
     number,
+    page,
     percent,
     rows,
     td,
@@ -297,32 +296,17 @@ def mistakes_section(data: ReportData, computed: Computed) -> str:
 
 
 def render(data: ReportData, computed: Computed) -> str:
-    sections = [
-        ("confusion-matrix", "Confusion matrix"),
-        ("per-class", "Per class"),
-        ("reliability", "Reliability"),
-        ("mistakes", "Wrong images"),
-        ("search", "Search"),
-    ]
-    navigation = "".join(f'<a href="#{anchor}">{title}</a>' for anchor, title in sections)
-    body = "".join(
-        [
-            header(data, computed),
-            f"<nav>{navigation}</nav>",
-            confusion_section(data, computed),
-            per_class_section(data, computed),
-            reliability_section(computed),
-            mistakes_section(data, computed),
-            search_section(
-                computed.search, computed.unplotted, computed.figures, data.primary_metric
-            ),
-        ]
+    search = search_section(
+        computed.search, computed.unplotted, computed.figures, data.primary_metric
     )
-    title = escape(f"Evaluation report: {data.model}")
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{title}</title><style>{CSS}</style></head>"
-        f"<body><main>{body}<footer>Written by tailor-train; the figures are also PNG files "
-        f"in <code>{FIGURES_FOLDER}/</code> beside this page.</footer></main></body></html>\n"
+    return page(
+        data.model,
+        [
+            ("", "", header(data, computed)),
+            ("confusion-matrix", "Confusion matrix", confusion_section(data, computed)),
+            ("per-class", "Per class", per_class_section(data, computed)),
+            ("reliability", "Reliability", reliability_section(computed)),
+            ("mistakes", "Wrong images", mistakes_section(data, computed)),
+            ("search", "Search", search),
+        ],
     )
