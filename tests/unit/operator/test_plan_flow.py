@@ -9,11 +9,12 @@ from tests.unit.operator.sim import Sim
 FACTS = DatasetFacts(images=1200, classes=12, mean_width=640, mean_height=480, digest="sha256:ab")
 
 
-def validated(sim: Sim, now: float = 0) -> None:
+def validated(sim: Sim, now: float = 0, facts: DatasetFacts = FACTS) -> None:
+    """Validation's pod reports the dataset valid (as `tailor-train validate` would)."""
     sim.step(now)
     (name,) = sim.pod_names("validate")
     sim.run(name, "gpu-a", now + 1)
-    message = AttemptResult(exit="SUCCESS", dataset=FACTS).to_termination_message()
+    message = AttemptResult(exit="SUCCESS", dataset=facts).to_termination_message()
     sim.finish(name, 0, now + 5, message=message)
     sim.step(now + 6)
 

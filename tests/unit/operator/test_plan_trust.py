@@ -132,6 +132,22 @@ def test_a_trial_stopped_by_the_search_with_a_higher_interim_metric_is_not_the_r
     assert status.trials[1].metrics == {}  # nothing delivered: no number to show
 
 
+def finish_listed_trials(sim: Sim, metrics: list[dict[str, float]], primary: str) -> None:
+    """Each listed trial (t0, t1, ...) runs and succeeds with its metrics and an export."""
+    names = [sim.pod_names(f"t{i}")[0] for i in range(len(metrics))]
+    for name, scored in zip(names, metrics, strict=True):
+        sim.run(name, "gpu-a", 10)
+        message = AttemptResult(
+            exit="SUCCESS",
+            metrics=scored,
+            primary_metric=primary,
+            export_uri=f"s3://models/{name}/export/",
+            export_digest=f"sha256:{name}",
+        ).to_termination_message()
+        sim.finish(name, 0, 100, message=message)
+    sim.step(101)
+
+
 def test_a_metric_to_minimise_picks_the_lowest() -> None:
     sim = Sim(
         search={
@@ -141,18 +157,8 @@ def test_a_metric_to_minimise_picks_the_lowest() -> None:
         resources={"maxParallelTrials": 2},
     )
     validated(sim)
-    names = [sim.pod_names("t0")[0], sim.pod_names("t1")[0]]
-    for name, ece in zip(names, (0.05, 0.2), strict=True):
-        sim.run(name, "gpu-a", 10)
-        message = AttemptResult(
-            exit="SUCCESS",
-            metrics={"calibration_ece": ece, "top1_accuracy": 0.5},
-            primary_metric="calibration_ece",
-            export_uri=f"s3://models/{name}/export/",
-            export_digest=f"sha256:{name}",
-        ).to_termination_message()
-        sim.finish(name, 0, 100, message=message)
-    sim.step(101)
+    scores = [{"calibration_ece": ece, "top1_accuracy": 0.5} for ece in (0.05, 0.2)]
+    finish_listed_trials(sim, scores, "calibration_ece")
     assert sim.status.best_trial is not None
     assert (sim.status.best_trial.name, sim.status.best_trial.value) == ("t0", 0.05)
 
@@ -167,29 +173,10 @@ def test_a_difference_the_evaluation_split_cannot_resolve_goes_to_the_lower_log_
         search={"trials": [{"model": "resnet18"}, {"model": "resnet34"}]},
         resources={"maxParallelTrials": 2},
     )
-    sim.step(0)
-    (validation,) = sim.pod_names("validate")
-    sim.run(validation, "gpu-a", 1)
     facts = DatasetFacts(images=images, classes=10, mean_width=64, mean_height=64, digest="d")
-    sim.finish(
-        validation,
-        0,
-        5,
-        message=AttemptResult(exit="SUCCESS", dataset=facts).to_termination_message(),
-    )
-    sim.step(6)
-    names = [sim.pod_names("t0")[0], sim.pod_names("t1")[0]]
-    for name, (top1, loss) in zip(names, ((0.90, 0.84), (0.85, 0.52)), strict=True):
-        sim.run(name, "gpu-a", 10)
-        message = AttemptResult(
-            exit="SUCCESS",
-            metrics={"top1_accuracy": top1, "log_loss": loss},
-            primary_metric="top1_accuracy",
-            export_uri=f"s3://models/{name}/export/",
-            export_digest=f"sha256:{name}",
-        ).to_termination_message()
-        sim.finish(name, 0, 100, message=message)
-    sim.step(101)
+    validated(sim, facts=facts)
+    scores = [{"top1_accuracy": 0.90, "log_loss": 0.84}, {"top1_accuracy": 0.85, "log_loss": 0.52}]
+    finish_listed_trials(sim, scores, "top1_accuracy")
     assert sim.status.best_trial is not None
     assert sim.status.best_trial.name == chosen
     assert sim.status.model is not None
@@ -204,17 +191,7 @@ def test_equal_accuracy_goes_to_the_lower_log_loss() -> None:
         resources={"maxParallelTrials": 2},
     )
     validated(sim)
-    names = [sim.pod_names("t0")[0], sim.pod_names("t1")[0]]
-    for name, loss in zip(names, (0.9, 0.4), strict=True):
-        sim.run(name, "gpu-a", 10)
-        message = AttemptResult(
-            exit="SUCCESS",
-            metrics={"top1_accuracy": 0.85, "log_loss": loss},
-            primary_metric="top1_accuracy",
-            export_uri=f"s3://models/{name}/export/",
-            export_digest=f"sha256:{name}",
-        ).to_termination_message()
-        sim.finish(name, 0, 100, message=message)
-    sim.step(101)
+    scores = [{"top1_accuracy": 0.85, "log_loss": loss} for loss in (0.9, 0.4)]
+    finish_listed_trials(sim, scores, "top1_accuracy")
     assert sim.status.best_trial is not None
     assert sim.status.best_trial.name == "t1"

@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tailor_contract import (
-    AttemptResult,
     DatasetFacts,
     GivenTrial,
     Hyperparameters,
@@ -49,6 +48,7 @@ from tailor_trainer.estimate import estimate_min_gpu_seconds
 from tests.unit.operator.factories import job
 from tests.unit.operator.search_world import Behaviour, SearchWorld
 from tests.unit.operator.sim import Sim
+from tests.unit.operator.test_plan_flow import validated
 
 # A catalogued ImageNet backbone a platform team imported for detection too.
 LITE0 = PretrainedBackbone(
@@ -291,16 +291,6 @@ def test_a_detector_from_scratch_on_few_images_is_warned_about(images, verified,
         assert classified[1] == "NoCatalog"
 
 
-def validated(sim: Sim, data: DatasetFacts) -> None:
-    """Validation's pod reports the dataset valid (as `tailor-train validate` would)."""
-    sim.step(0)
-    (name,) = sim.pod_names("validate")
-    sim.run(name, "gpu-a", 1)
-    message = AttemptResult(exit="SUCCESS", dataset=data).to_termination_message()
-    sim.finish(name, 0, 5, message=message)
-    sim.step(6)
-
-
 def test_a_detection_job_below_the_detection_minimum_fails_before_any_gpu():
     """Enough for classifying the images, not for detecting in them: BudgetNotEnough,
     with the detection estimate, and the validation pod priced detection too."""
@@ -316,7 +306,7 @@ def test_a_detection_job_below_the_detection_minimum_fails_before_any_gpu():
     (name,) = sim.pod_names("validate")
     config = sim.config(name)
     assert (config["task"], config["model"]) == ("detection", "efficientnet_b0")
-    validated(sim, data)
+    validated(sim, facts=data)
     status = sim.status
     assert (status.phase, status.reason) == (JobPhase.FAILED, "BudgetNotEnough")
     assert status.validation.estimated_min_gpu_seconds == minimum
@@ -333,7 +323,7 @@ def test_a_detection_job_with_only_data_and_a_budget_starts_a_search():
         budget={"gpuHours": hours},
         resources={"maxParallelTrials": 2},
     )
-    validated(sim, data)
+    validated(sim, facts=data)
     assert sim.status.phase == JobPhase.TRAINING
     configs = [sim.config(n) for t in ("t0", "t1") for n in sim.pod_names(t)]
     assert len(configs) == 2
