@@ -15,7 +15,7 @@ from torchvision.utils import draw_bounding_boxes
 
 from tailor_trainer.detection.metrics import COCO_IOUS, ImageBoxes
 from tailor_trainer.report.detection_stats import HIT, IGNORED, ClassRow, Matching, crowd_of
-from tailor_trainer.report.figures import report_style, short, to_png
+from tailor_trainer.report.figures import grouped_bars_png, report_style, short, to_png
 
 BARS_UP_TO = 40  # classes the AP chart shows; beyond, the lowest AP ones
 CURVES_UP_TO = 16  # classes with a precision-recall panel; beyond, the lowest AP ones
@@ -51,29 +51,8 @@ def per_class_ap_png(rows: Sequence[ClassRow], classes: Sequence[str]) -> tuple[
         "AP50": [rows[c].ap_50 or 0.0 for c in chosen],
         "AP75": [rows[c].ap_75 or 0.0 for c in chosen],
     }
-    count, height = max(1, len(chosen)), 0.26
-    with report_style():
-        figure = Figure(figsize=(9.0, max(3.0, 1.4 + 0.62 * count)))
-        axes = figure.add_subplot()
-        positions = np.arange(len(chosen))
-        for offset, (name, heights) in enumerate(values.items()):
-            axes.barh(
-                positions + (offset - 1) * height,
-                heights,
-                height=height,
-                color=AP_COLOURS[name],
-                label=name,
-            )
-        labels = [f"{short(classes[c])}  (boxes={rows[c].boxes})" for c in chosen]
-        axes.set_yticks(positions, labels)
-        axes.set_ylim(count - 0.5, -0.5)
-        axes.set_xlim(0, 1.02)
-        axes.set_xlabel("average precision")
-        axes.xaxis.grid(True, color="#dddddd")
-        axes.set_axisbelow(True)
-        axes.set_title(title)
-        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-        return to_png(figure), title
+    labels = [f"{short(classes[c])}  (boxes={rows[c].boxes})" for c in chosen]
+    return grouped_bars_png(values, AP_COLOURS, labels, 0.26, "average precision", title), title
 
 
 def precision_recall_png(

@@ -7,7 +7,7 @@ text parsing is off, so a name with `$` in it is drawn as written.
 
 import io
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
@@ -120,30 +120,43 @@ def per_class_png(stats: PerClass, classes: Sequence[str]) -> tuple[bytes, str]:
         "F1": stats.f1[chosen],
         "AP": np.nan_to_num(stats.average_precision[chosen], nan=0.0),
     }
-    count = len(chosen)
-    height = 0.2
+    labels = [f"{short(classes[int(c)])}  (n={int(stats.support[c])})" for c in chosen]
+    return grouped_bars_png(values, METRIC_COLOURS, labels, 0.2, "score", title), title
+
+
+def grouped_bars_png(
+    values: Mapping[str, Sequence[float] | np.ndarray],
+    colours: Mapping[str, str],
+    labels: Sequence[str],
+    height: float,
+    xlabel: str,
+    title: str,
+) -> bytes:
+    """Horizontal bars in [0, 1], one group per label (the first at the top), one bar
+    per entry of `values`, centred on the label, the legend beside the axes."""
+    count = max(1, len(labels))
+    centre = (len(values) - 1) / 2
     with report_style():
         figure = Figure(figsize=(9.0, max(3.0, 1.4 + 0.62 * count)))
         axes = figure.add_subplot()
-        positions = np.arange(count)
+        positions = np.arange(len(labels))
         for offset, (name, heights) in enumerate(values.items()):
             axes.barh(
-                positions + (offset - 1.5) * height,
+                positions + (offset - centre) * height,
                 heights,
                 height=height,
-                color=METRIC_COLOURS[name],
+                color=colours[name],
                 label=name,
             )
-        labels = [f"{short(classes[int(c)])}  (n={int(stats.support[c])})" for c in chosen]
         axes.set_yticks(positions, labels)
-        axes.set_ylim(count - 0.5, -0.5)  # first class at the top
+        axes.set_ylim(count - 0.5, -0.5)  # first label at the top
         axes.set_xlim(0, 1.02)
-        axes.set_xlabel("score")
+        axes.set_xlabel(xlabel)
         axes.xaxis.grid(True, color="#dddddd")
         axes.set_axisbelow(True)
         axes.set_title(title)
         axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-        return to_png(figure), title
+        return to_png(figure)
 
 
 def reliability_png(bins: Reliability) -> bytes:
