@@ -153,7 +153,7 @@ class ImageBuilder:
     ) -> BuiltImage:
         """Builds `dockerfile` as `name` unless an archive for `key` exists; with a
         `guard`, every step stops before the disk's free space falls below its floor."""
-        slug = name.rsplit("/", 1)[-1].replace(":", "-")
+        slug = _slug(name)
         archive = self.cache / f"{slug}-{key}.tar"
         if archive.is_file():
             return BuiltImage(name, archive, 0.0)
@@ -283,24 +283,29 @@ class ImageBuilder:
             )
             return self._build(PAUSE_IMAGE, containerfile, context, key, {})
 
-    def operator_image(self) -> BuiltImage:
-        """docker/operator.Dockerfile, unchanged, on the local base image."""
-        root = repo_root()
+    def _on_base(self, dockerfile: Path, image: str) -> str:
+        """The cache key of `dockerfile` built on the local base image (the base, the
+        Dockerfile, its ignore file and the project's inputs); when no archive has that
+        key, the base is pulled into buildah's storage, which buildah builds FROM."""
         base = self.base_image()
-        dockerfile = root / "docker" / "operator.Dockerfile"
         key = _digest(
             base.archive.name.encode(),
             dockerfile.read_bytes(),
             dockerfile.with_name(dockerfile.name + ".dockerignore").read_bytes(),
-            _tree_digest(root, OPERATOR_INPUTS),
+            _tree_digest(repo_root(), OPERATOR_INPUTS),
         )
-        archive = self.cache / f"tailor-operator-0.1.0-{key}.tar"
-        if not archive.is_file():
-            # buildah builds FROM its own storage: make sure the base is there.
+        if not (self.cache / f"{_slug(image)}-{key}.tar").is_file():
             _run(
                 self._buildah("pull", f"docker-archive:{base.archive}"),
                 "buildah pull of the base image",
             )
+        return key
+
+    def operator_image(self) -> BuiltImage:
+        """docker/operator.Dockerfile, unchanged, on the local base image."""
+        root = repo_root()
+        dockerfile = root / "docker" / "operator.Dockerfile"
+        key = self._on_base(dockerfile, OPERATOR_IMAGE)
         return self._build(OPERATOR_IMAGE, dockerfile, root, key, {"PYTHON_IMAGE": BASE_IMAGE})
 
     def trainer_image(self, guard: DiskGuard | None = None) -> BuiltImage:
@@ -308,20 +313,8 @@ class ImageBuilder:
         NVIDIA's CUDA base (which cannot be pulled here; torch's wheels bring their own
         CUDA libraries): about 6 GB, built under a disk floor (diskguard.py)."""
         root = repo_root()
-        base = self.base_image()
         dockerfile = root / "docker" / "trainer.Dockerfile"
-        key = _digest(
-            base.archive.name.encode(),
-            dockerfile.read_bytes(),
-            dockerfile.with_name(dockerfile.name + ".dockerignore").read_bytes(),
-            _tree_digest(root, OPERATOR_INPUTS),
-        )
-        archive = self.cache / f"tailor-trainer-0.1.0-{key}.tar"
-        if not archive.is_file():
-            _run(
-                self._buildah("pull", f"docker-archive:{base.archive}"),
-                "buildah pull of the base image",
-            )
+        key = self._on_base(dockerfile, TRAINER_IMAGE)
         self.cache.mkdir(parents=True, exist_ok=True)
         guard = guard or DiskGuard(self.cache)
         return self._build(
@@ -339,7 +332,7 @@ class ImageBuilder:
         node loads it rather than spend minutes and 6 GB of copies at every start;
         `tailor-cluster images --trainer` brings it up to date."""
         found = sorted(
-            self.cache.glob("tailor-trainer-0.1.0-*.tar"), key=lambda p: p.stat().st_mtime
+            self.cache.glob(f"{_slug(TRAINER_IMAGE)}-*.tar"), key=lambda p: p.stat().st_mtime
         )
         return BuiltImage(TRAINER_IMAGE, found[-1], 0.0) if found else None
 
@@ -366,3 +359,8 @@ def build_all(trainer: bool = False) -> int:
     if trainer and guard.lowest_free is not None:
         print(f"lowest free disk space during the build: {guard.lowest_free / GIB:.1f} GiB")
     return 0
+
+
+def _slug(image: str) -> str:
+    """The archive's file-name prefix for an image: its last path part, ':' as '-'."""
+    return image.rsplit("/", 1)[-1].replace(":", "-")
