@@ -13,7 +13,7 @@ from tailor_trainer.report.detection_figures import (
     TRUE_COLOUR,
 )
 from tailor_trainer.report.detection_stats import ImageErrors
-from tailor_trainer.report.html import chart, img, num, number, page, rows, td
+from tailor_trainer.report.html import chart, img, num, page, rows, summary, td
 from tailor_trainer.report.search import search_section
 
 METRIC_NAMES = {
@@ -34,66 +34,20 @@ DETECTION_CSS = """
 
 
 def header(data: DetectionReportData, computed: DetectionComputed) -> str:
-    metrics = computed.evaluation.metrics
-    value = metrics.get(data.primary_metric)
-    classes = ", ".join(escape(name) for name in data.classes)
-    if len(data.classes) > 12:
-        classes = f"<details><summary>show all</summary>{classes}</details>"
     boxes = sum(row.boxes for row in computed.rows)
     detections = sum(len(image.scores) for image in data.images)
-    facts = [
-        ("model", f"<code>{escape(data.model)}</code>"),
-        ("task", "detection"),
-        ("classes", f"{len(data.classes)} {classes}"),
-        ("dataset digest", f"<code>{escape(data.dataset_digest or 'unknown')}</code>"),
-        (
-            "primary metric",
-            f'<span class="primary" id="primary-metric" data-metric="{escape(data.primary_metric)}"'
-            f' data-value="{"" if value is None else repr(value)}">'
-            f"{escape(METRIC_NAMES.get(data.primary_metric, data.primary_metric))}: "
-            f"{number(value)}</span>",
-        ),
-        (
-            "GPU-seconds spent",
-            "unknown"
-            if data.gpu_seconds is None
-            else f'<span id="gpu-seconds">{data.gpu_seconds:,.1f}</span> calibrated GPU-seconds '
-            "(the exported trial, up to its exported checkpoint)",
-        ),
-        (
-            "evaluation images",
-            f"{len(data.images):,} with {boxes:,} true boxes; {detections:,} detections scored "
-            "(score from 0.05, up to 300 per image)",
-        ),
-    ]
-    if data.trial:
-        facts.append(("trial", escape(data.trial)))
-    if data.step is not None:
-        facts.append(("checkpoint step", f"{data.step:,}"))
-    if data.search:
-        charged = sum(trial.charged_gpu_seconds for trial in data.search)
-        facts.append(
-            (
-                "search",
-                f"{len(data.search)} trials, {charged:,.1f} GPU-seconds charged "
-                "when this attempt started",
-            )
-        )
-    facts.append(("created", escape(data.created)))
-    listing = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in facts)
-    table = rows(
-        [f"<th>{escape(METRIC_NAMES.get(name, name))}</th>", num(value, name)]
-        for name, value in metrics.items()
-    )
-    return (
-        '<header id="summary"><h1>Evaluation report</h1>'
-        f'<p class="subtitle">{escape(data.model)} detecting on the evaluation split, the '
-        f'exported weights</p><dl class="facts">{listing}</dl>'
-        f'<details open><summary>every metric</summary><table id="metrics">{table}</table>'
+    return summary(
+        data,
+        "detection",
+        computed.evaluation.metrics,
+        METRIC_NAMES,
+        f"{len(data.images):,} with {boxes:,} true boxes; {detections:,} detections scored "
+        "(score from 0.05, up to 300 per image)",
+        f"{escape(data.model)} detecting on the evaluation split, the exported weights",
         '<p class="note">COCO box metrics by pycocotools with vision-evaluation\'s settings: '
         "up to 300 detections per image, one area range (all), classes without a true box "
         "left out of the means; crowd boxes are regions a detection may hit without being "
-        "right or wrong.</p></details></header>"
+        "right or wrong.</p>",
     )
 
 

@@ -9,7 +9,9 @@ import base64
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from html import escape
+from typing import Protocol
 
+from tailor_contract import SearchTrial
 from tailor_trainer.report.figures import dimensions
 
 FIGURES_FOLDER = "report"
@@ -135,4 +137,90 @@ def page(model: str, sections: Sequence[tuple[str, str, str]], css: str = "") ->
         f"<title>{title}</title><style>{CSS}{css}</style></head>"
         f"<body><main>{body}<footer>Written by tailor-train; the figures are also PNG files "
         f"in <code>{FIGURES_FOLDER}/</code> beside this page.</footer></main></body></html>\n"
+    )
+
+
+class Summarised(Protocol):
+    """What the summary at the top of every report reads from its report's data."""
+
+    @property
+    def model(self) -> str: ...
+    @property
+    def classes(self) -> Sequence[str]: ...
+    @property
+    def primary_metric(self) -> str: ...
+    @property
+    def dataset_digest(self) -> str: ...
+    @property
+    def gpu_seconds(self) -> float | None: ...
+    @property
+    def trial(self) -> str | None: ...
+    @property
+    def step(self) -> int | None: ...
+    @property
+    def search(self) -> Sequence[SearchTrial]: ...
+    @property
+    def created(self) -> str: ...
+
+
+def summary(
+    data: Summarised,
+    task: str,
+    metrics: Mapping[str, float],
+    names: Mapping[str, str],
+    evaluated: str,
+    subtitle: str,
+    note: str = "",
+) -> str:
+    """The report's header: the facts (model, task, classes, primary metric, GPU-seconds,
+    `evaluated`: what was evaluated), then every metric under its display name."""
+    value = metrics.get(data.primary_metric)
+    classes = ", ".join(escape(name) for name in data.classes)
+    if len(data.classes) > 12:
+        classes = f"<details><summary>show all</summary>{classes}</details>"
+    facts = [
+        ("model", f"<code>{escape(data.model)}</code>"),
+        ("task", escape(task)),
+        ("classes", f"{len(data.classes)} {classes}"),
+        ("dataset digest", f"<code>{escape(data.dataset_digest or 'unknown')}</code>"),
+        (
+            "primary metric",
+            f'<span class="primary" id="primary-metric" data-metric="{escape(data.primary_metric)}"'
+            f' data-value="{"" if value is None else repr(value)}">'
+            f"{escape(names.get(data.primary_metric, data.primary_metric))}: "
+            f"{number(value)}</span>",
+        ),
+        (
+            "GPU-seconds spent",
+            "unknown"
+            if data.gpu_seconds is None
+            else f'<span id="gpu-seconds">{data.gpu_seconds:,.1f}</span> calibrated GPU-seconds '
+            "(the exported trial, up to its exported checkpoint)",
+        ),
+        ("evaluation images", evaluated),
+    ]
+    if data.trial:
+        facts.append(("trial", escape(data.trial)))
+    if data.step is not None:
+        facts.append(("checkpoint step", f"{data.step:,}"))
+    if data.search:
+        charged = sum(trial.charged_gpu_seconds for trial in data.search)
+        facts.append(
+            (
+                "search",
+                f"{len(data.search)} trials, {charged:,.1f} GPU-seconds charged "
+                "when this attempt started",
+            )
+        )
+    facts.append(("created", escape(data.created)))
+    listing = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in facts)
+    table = rows(
+        [f"<th>{escape(names.get(name, name))}</th>", num(value, name)]
+        for name, value in metrics.items()
+    )
+    return (
+        '<header id="summary"><h1>Evaluation report</h1>'
+        f'<p class="subtitle">{subtitle}</p><dl class="facts">{listing}</dl>'
+        f'<details open><summary>every metric</summary><table id="metrics">{table}</table>'
+        f"{note}</details></header>"
     )

@@ -19,6 +19,7 @@ from tailor_trainer.report.html import (
     page,
     percent,
     rows,
+    summary,
     td,
 )
 from tailor_trainer.report.search import search_section
@@ -41,57 +42,13 @@ METRIC_NAMES = {
 
 
 def header(data: ReportData, computed: Computed) -> str:
-    metrics = computed.evaluation.metrics
-    value = metrics.get(data.primary_metric)
-    classes = ", ".join(escape(name) for name in data.classes)
-    if len(data.classes) > 12:
-        classes = f"<details><summary>show all</summary>{classes}</details>"
-    facts = [
-        ("model", f"<code>{escape(data.model)}</code>"),
-        ("task", escape(data.task)),
-        ("classes", f"{len(data.classes)} {classes}"),
-        ("dataset digest", f"<code>{escape(data.dataset_digest or 'unknown')}</code>"),
-        (
-            "primary metric",
-            f'<span class="primary" id="primary-metric" data-metric="{escape(data.primary_metric)}"'
-            f' data-value="{"" if value is None else repr(value)}">'
-            f"{escape(METRIC_NAMES.get(data.primary_metric, data.primary_metric))}: "
-            f"{number(value)}</span>",
-        ),
-        (
-            "GPU-seconds spent",
-            "unknown"
-            if data.gpu_seconds is None
-            else f'<span id="gpu-seconds">{data.gpu_seconds:,.1f}</span> calibrated GPU-seconds '
-            "(the exported trial, up to its exported checkpoint)",
-        ),
-        ("evaluation images", f"{len(data.probabilities):,}"),
-    ]
-    if data.trial:
-        facts.append(("trial", escape(data.trial)))
-    if data.step is not None:
-        facts.append(("checkpoint step", f"{data.step:,}"))
-    if data.search:
-        charged = sum(trial.charged_gpu_seconds for trial in data.search)
-        facts.append(
-            (
-                "search",
-                f"{len(data.search)} trials, {charged:,.1f} GPU-seconds charged "
-                "when this attempt started",
-            )
-        )
-    facts.append(("created", escape(data.created)))
-    listing = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in facts)
-    table = rows(
-        [f"<th>{escape(METRIC_NAMES.get(name, name))}</th>", num(value, name)]
-        for name, value in metrics.items()
-    )
-    return (
-        '<header id="summary"><h1>Evaluation report</h1>'
-        f'<p class="subtitle">{escape(data.model)} on the evaluation split, the exported weights'
-        f'</p><dl class="facts">{listing}</dl>'
-        f'<details open><summary>every metric</summary><table id="metrics">{table}</table>'
-        "</details></header>"
+    return summary(
+        data,
+        data.task,
+        computed.evaluation.metrics,
+        METRIC_NAMES,
+        f"{len(data.probabilities):,}",
+        f"{escape(data.model)} on the evaluation split, the exported weights",
     )
 
 
