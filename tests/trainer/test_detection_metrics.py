@@ -8,7 +8,7 @@ import pytest
 from tailor_trainer.detection.metrics import COCO_IOUS, ImageBoxes, detection_metrics
 
 
-def _image(truth, true_labels, found=(), scores=(), labels=(), crowd=None) -> ImageBoxes:
+def image_boxes(truth, true_labels, found=(), scores=(), labels=(), crowd=None) -> ImageBoxes:
     return ImageBoxes(
         true_boxes=np.array(truth, dtype=float).reshape(-1, 4),
         true_labels=np.array(true_labels, dtype=int),
@@ -20,7 +20,7 @@ def _image(truth, true_labels, found=(), scores=(), labels=(), crowd=None) -> Im
 
 
 def test_perfect_detections_score_one():
-    image = _image(
+    image = image_boxes(
         [[0, 0, 10, 10], [20, 20, 40, 30]],
         [0, 1],
         [[0, 0, 10, 10], [20, 20, 40, 30]],
@@ -37,7 +37,7 @@ def test_perfect_detections_score_one():
 def test_a_false_positive_ranked_between_two_hits():
     # Ranked: hit (P 1, R .5), miss, hit (P 2/3, R 1). COCO's 101 recall points: 51 of them
     # (0 to .50) at precision 1, 50 at 2/3.
-    image = _image(
+    image = image_boxes(
         [[0, 0, 10, 10], [50, 50, 60, 60]],
         [0, 0],
         [[0, 0, 10, 10], [100, 100, 110, 110], [50, 50, 60, 60]],
@@ -53,7 +53,7 @@ def test_a_false_positive_ranked_between_two_hits():
 
 def test_a_loose_box_counts_only_at_the_thresholds_it_reaches():
     # IoU 0.62: a hit at 0.3, 0.5, 0.55 and 0.6; a miss from 0.65 on (3 of 10 thresholds).
-    image = _image([[0, 0, 10, 10]], [0], [[0, 0, 10, 6.2]], [0.9], [0])
+    image = image_boxes([[0, 0, 10, 10]], [0], [[0, 0, 10, 6.2]], [0.9], [0])
     metrics = detection_metrics([image], 1).metrics
     assert metrics["map"] == pytest.approx(0.3)
     assert metrics["map_50"] == pytest.approx(1.0)
@@ -64,7 +64,7 @@ def test_a_loose_box_counts_only_at_the_thresholds_it_reaches():
 
 def test_map_30_does_not_change_the_coco_mean():
     # A box with IoU 0.4 is a hit at 0.3 only: map_30 is 1, map over 0.5:0.95 stays 0.
-    image = _image([[0, 0, 10, 10]], [0], [[0, 0, 10, 4]], [0.9], [0])
+    image = image_boxes([[0, 0, 10, 10]], [0], [[0, 0, 10, 4]], [0.9], [0])
     metrics = detection_metrics([image], 1).metrics
     assert metrics["map_30"] == pytest.approx(1.0)
     assert metrics["map"] == pytest.approx(0.0)
@@ -73,23 +73,25 @@ def test_map_30_does_not_change_the_coco_mean():
 def test_a_detection_on_a_crowd_region_is_neither_right_nor_wrong():
     truth = [[0, 0, 10, 10], [50, 50, 90, 90]]
     found = [[52, 52, 88, 88], [0, 0, 10, 10]]
-    crowd = _image(truth, [0, 0], found, [0.95, 0.9], [0, 0], crowd=[False, True])
+    crowd = image_boxes(truth, [0, 0], found, [0.95, 0.9], [0, 0], crowd=[False, True])
     assert detection_metrics([crowd], 1).metrics["map"] == pytest.approx(1.0)
     # The same box not marked crowd: a hit that must be found, and a loose first guess.
-    plain = _image([[0, 0, 10, 10]], [0], found, [0.95, 0.9], [0, 0])
+    plain = image_boxes([[0, 0, 10, 10]], [0], found, [0.95, 0.9], [0, 0])
     assert detection_metrics([plain], 1).metrics["map"] < 1.0
 
 
 def test_classes_without_a_box_are_left_out_of_the_mean():
-    image = _image([[0, 0, 10, 10]], [0], [[0, 0, 10, 10], [30, 30, 40, 40]], [0.9, 0.8], [0, 2])
+    image = image_boxes(
+        [[0, 0, 10, 10]], [0], [[0, 0, 10, 10], [30, 30, 40, 40]], [0.9, 0.8], [0, 2]
+    )
     result = detection_metrics([image], 3)
     assert result.metrics["map"] == pytest.approx(1.0)
     assert result.per_class_ap == [pytest.approx(1.0), None, None]
 
 
 def test_detections_on_an_image_without_boxes_are_false_positives():
-    hit = _image([[0, 0, 10, 10]], [0], [[0, 0, 10, 10]], [0.5], [0])
-    negative = _image([], [], [[0, 0, 10, 10]], [0.9], [0])
+    hit = image_boxes([[0, 0, 10, 10]], [0], [[0, 0, 10, 10]], [0.5], [0])
+    negative = image_boxes([], [], [[0, 0, 10, 10]], [0.9], [0])
     # Ranked: the negative's false positive first (P 0), then the hit (P 1/2 at R 1).
     assert detection_metrics([hit, negative], 1).metrics["map"] == pytest.approx(0.5)
 
@@ -97,7 +99,9 @@ def test_detections_on_an_image_without_boxes_are_false_positives():
 def test_at_most_300_detections_per_image_count():
     # 300 misses rank above the hit: with 300 detections kept, the hit is never reached.
     misses = [[100 + i, 100, 101 + i, 101] for i in range(300)]
-    image = _image([[0, 0, 10, 10]], [0], [*misses, [0, 0, 10, 10]], [0.9] * 300 + [0.1], [0] * 301)
+    image = image_boxes(
+        [[0, 0, 10, 10]], [0], [*misses, [0, 0, 10, 10]], [0.9] * 300 + [0.1], [0] * 301
+    )
     assert detection_metrics([image], 1).metrics["mar_300"] == pytest.approx(0.0)
 
 
@@ -123,7 +127,7 @@ def _random_case(seed: int, classes: int = 4, images: int = 12):
         found[:, 2:] = np.maximum(found[:, 2:], found[:, :2] + 1)
         found_labels = np.concatenate([found_labels, rng.integers(0, classes, size=extra)])
         scores = rng.uniform(0.05, 1.0, size=len(found))
-        cases.append(_image(truth, labels, found, scores, found_labels))
+        cases.append(image_boxes(truth, labels, found, scores, found_labels))
     return cases
 
 

@@ -108,7 +108,7 @@ def _multilabel(count: int = 60) -> ReportData:
     )
 
 
-class _Cells(HTMLParser):
+class Cells(HTMLParser):
     """Collects data-metric / data-value attributes and element ids of a page."""
 
     def __init__(self) -> None:
@@ -132,14 +132,14 @@ class _Cells(HTMLParser):
                 self.links.append(str(attributes[name]))
 
 
-def _parse(page: Path) -> tuple[str, _Cells]:
+def parse_page(page: Path) -> tuple[str, Cells]:
     html = page.read_text(encoding="utf-8")
-    cells = _Cells()
+    cells = Cells()
     cells.feed(html)
     return html, cells
 
 
-def _value(cells: _Cells, metric: str, column: int | None = None) -> float:
+def _value(cells: Cells, metric: str, column: int | None = None) -> float:
     return float(cells.values[(metric, None if column is None else str(column))])
 
 
@@ -185,7 +185,7 @@ def test_the_browser_check_sees_broken_images_and_script_errors(tmp_path):
 
 def test_the_page_is_self_contained_and_escapes_user_strings(tmp_path):
     write_report(tmp_path, _classification())
-    html, cells = _parse(tmp_path / "report.html")
+    html, cells = parse_page(tmp_path / "report.html")
     assert all(src.startswith(("data:image/png;base64,", "data:image/jpeg;base64,"))
                for src in cells.images)  # fmt: skip
     assert all(link.startswith("#") for link in cells.links)
@@ -211,7 +211,7 @@ def test_the_page_is_self_contained_and_escapes_user_strings(tmp_path):
 def test_the_numbers_in_the_page_agree_with_the_trainer_metrics(tmp_path):
     data = _classification(count=120, wrong=0.3)
     write_report(tmp_path, data)
-    html, cells = _parse(tmp_path / "report.html")
+    html, cells = parse_page(tmp_path / "report.html")
     scores, truth = data.probabilities, data.targets
     metrics = classification_metrics(scores, truth).metrics
 
@@ -251,7 +251,7 @@ def test_a_multilabel_report_skips_what_has_no_meaning_there(tmp_path):
     data = _multilabel()
     written = write_report(tmp_path, data)
     assert sorted(p.name for p in written[:-1]) == ["per_class.png", "search.png"]
-    html, cells = _parse(tmp_path / "report.html")
+    html, cells = parse_page(tmp_path / "report.html")
     assert html.count("Not shown for a multilabel task") == 2
     metrics = multilabel_metrics(data.probabilities, data.targets, 0.5).metrics
     for key in ("precision_macro", "recall_macro", "average_precision_macro", "f1_micro"):
@@ -275,7 +275,7 @@ def test_a_perfect_model_has_no_mistakes_to_show(tmp_path):
         model="m", task="classification", classes=list("abcd"), probabilities=scores, targets=truth
     )
     write_report(tmp_path, data)
-    html, cells = _parse(tmp_path / "report.html")
+    html, cells = parse_page(tmp_path / "report.html")
     assert "no-mistakes" in cells.ids
     assert "No confusions" in html
     assert "given no search trials" in html
@@ -360,7 +360,7 @@ def test_a_run_that_exports_writes_its_report_beside_the_bundle(tmp_path, termin
     export = tmp_path / "out" / "export" / "attempt-1"
     page = export / "report.html"
     assert page.is_file()
-    html, cells = _parse(page)
+    html, cells = parse_page(page)
     assert {"summary", "confusion-matrix", "per-class", "reliability", "mistakes", "search"} <= (
         cells.ids
     )

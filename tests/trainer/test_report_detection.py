@@ -5,7 +5,6 @@ drawings checked pixel by pixel."""
 import io
 import re
 import shutil
-from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -27,21 +26,12 @@ from tailor_trainer.report.detection_figures import (
 )
 from tests.trainer.browser import distinct_colours, render
 from tests.trainer.detection_data import digits_document
+from tests.trainer.test_detection_metrics import image_boxes
+from tests.trainer.test_report import parse_page
 
 TRICKY = 'owl <b>&"'
 CLASSES = ["zero", "one", TRICKY]
 SCREENSHOT = Path("/tmp/detection-report-screenshot.png")
-
-
-def _image(truth, true_labels, found=(), scores=(), labels=(), crowd=None) -> ImageBoxes:
-    return ImageBoxes(
-        true_boxes=np.array(truth, dtype=float).reshape(-1, 4),
-        true_labels=np.array(true_labels, dtype=int),
-        boxes=np.array(found, dtype=float).reshape(-1, 4),
-        scores=np.array(scores, dtype=float),
-        labels=np.array(labels, dtype=int),
-        true_crowd=np.array(crowd if crowd is not None else [False] * len(true_labels)),
-    )
 
 
 def _detections(document: dict, seed: int) -> list[ImageBoxes]:
@@ -66,7 +56,7 @@ def _detections(document: dict, seed: int) -> list[ImageBoxes]:
             found.append(np.array([x, y, x + 20, y + 20]))
             classes.append(int(rng.integers(0, 3)))
             scores.append(rng.uniform(0.05, 0.7))
-        cases.append(_image(truth, labels, found, scores, classes))
+        cases.append(image_boxes(truth, labels, found, scores, classes))
     return cases
 
 
@@ -105,31 +95,6 @@ def _data(folder: Path, images: int = 18, missing: bool = True) -> DetectionRepo
     )
 
 
-class _Cells(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.values: dict[tuple[str, str | None], str] = {}
-        self.ids: set[str] = set()
-        self.images: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = dict(attrs)
-        if attributes.get("id"):
-            self.ids.add(str(attributes["id"]))
-        if "data-metric" in attributes and "data-value" in attributes:
-            key = (str(attributes["data-metric"]), attributes.get("data-class"))
-            self.values[key] = str(attributes["data-value"])
-        if tag == "img":
-            self.images.append(str(attributes.get("src")))
-
-
-def _parse(page: Path) -> tuple[str, _Cells]:
-    html = page.read_text(encoding="utf-8")
-    cells = _Cells()
-    cells.feed(html)
-    return html, cells
-
-
 def test_the_detection_report_renders_in_a_real_browser(tmp_path):
     data = _data(tmp_path)
     written = write_detection_report(tmp_path, data)
@@ -156,7 +121,7 @@ def test_the_detection_report_renders_in_a_real_browser(tmp_path):
 def test_the_page_is_self_contained_and_its_numbers_are_the_trainers(tmp_path):
     data = _data(tmp_path, missing=False)
     write_detection_report(tmp_path, data)
-    html, cells = _parse(tmp_path / "report.html")
+    html, cells = parse_page(tmp_path / "report.html")
     assert {"summary", "per-class", "precision-recall", "images", "search"} <= cells.ids
     assert all(src.startswith(("data:image/png;base64,", "data:image/jpeg;base64,"))
                for src in cells.images)  # fmt: skip
@@ -170,7 +135,7 @@ def test_the_page_is_self_contained_and_its_numbers_are_the_trainers(tmp_path):
     # AP50 of a class is the mAP50 of the same boxes with only that class kept.
     for c in range(3):
         alone = [
-            _image(
+            image_boxes(
                 image.true_boxes[image.true_labels == c],
                 np.zeros((image.true_labels == c).sum(), dtype=int),
                 image.boxes[image.labels == c],
@@ -197,7 +162,7 @@ def test_the_area_under_each_curve_is_its_ap(tmp_path):
 
 
 def test_matching_takes_the_best_free_box_in_score_order_and_ignores_crowds():
-    image = _image(
+    image = image_boxes(
         [[0, 0, 10, 10], [50, 50, 90, 90], [100, 0, 110, 10]],
         [0, 0, 0],
         # 0.9 hits box 0; 0.8 is a duplicate of box 0 (false); 0.7 sits in the crowd
@@ -223,7 +188,7 @@ def test_matching_takes_the_best_free_box_in_score_order_and_ignores_crowds():
 def test_the_threshold_is_the_one_with_the_best_f1():
     # Scores 0.9 hit, 0.8 false, 0.7 hit, 0.3 false; 3 true boxes (one never found).
     # F1 by threshold: 0.9: 2/4; 0.8: 2/5; 0.7: 4/6; 0.3: 4/7. Best: 0.7.
-    image = _image(
+    image = image_boxes(
         [[0, 0, 10, 10], [20, 0, 30, 10], [40, 0, 50, 10]],
         [0, 0, 0],
         [[0, 0, 10, 10], [60, 60, 70, 70], [20, 0, 30, 10], [80, 80, 90, 90]],
@@ -232,14 +197,14 @@ def test_the_threshold_is_the_one_with_the_best_f1():
     )
     images = [image]
     assert stats.best_threshold(images, [stats.match(image)]) == pytest.approx(0.7)
-    nothing = _image([[0, 0, 10, 10]], [0], [[50, 50, 60, 60]], [0.9], [0])
+    nothing = image_boxes([[0, 0, 10, 10]], [0], [[50, 50, 60, 60]], [0.9], [0])
     assert stats.best_threshold([nothing], [stats.match(nothing)]) == stats.DEFAULT_THRESHOLD
 
 
 def test_the_grid_shows_the_images_with_the_most_errors_first():
-    right = _image([[0, 0, 10, 10]], [0], [[0, 0, 10, 10]], [0.9], [0])
-    missed_two = _image([[0, 0, 10, 10], [20, 0, 30, 10]], [0, 0])
-    false_one = _image([], [], [[0, 0, 10, 10]], [0.9], [0])
+    right = image_boxes([[0, 0, 10, 10]], [0], [[0, 0, 10, 10]], [0.9], [0])
+    missed_two = image_boxes([[0, 0, 10, 10], [20, 0, 30, 10]], [0, 0])
+    false_one = image_boxes([], [], [[0, 0, 10, 10]], [0.9], [0])
     images = [right, missed_two, false_one]
     worst = stats.worst_first(images, [stats.match(i) for i in images], 0.5)
     assert [item.index for item in worst] == [1, 2, 0]
@@ -255,7 +220,7 @@ def test_the_drawing_puts_true_and_predicted_boxes_where_they_are():
     buffer = io.BytesIO()
     Image.new("RGB", (160, 80), (200, 200, 200)).save(buffer, format="PNG")
     picture = Picture(buffer.getvalue(), 160, 80)
-    image = _image(
+    image = image_boxes(
         [[10, 10, 50, 50]],
         [0],
         [[10, 10, 50, 50], [100, 20, 140, 60]],
@@ -280,7 +245,7 @@ def test_the_drawing_puts_true_and_predicted_boxes_where_they_are():
         pixels = np.asarray(opened.convert("RGB")).astype(int)
     assert near(60, 20, MISSED_COLOUR)
     # A found true box is green: with the hit moved a pixel inside, its edge shows.
-    inside = _image([[10, 10, 50, 50]], [0], [[11, 11, 49, 49]], [0.9], [0])
+    inside = image_boxes([[10, 10, 50, 50]], [0], [[11, 11, 49, 49]], [0.9], [0])
     found = draw_boxes(picture, inside, stats.match(inside), 0.5, CLASSES)
     with Image.open(io.BytesIO(found)) as opened:
         pixels = np.asarray(opened.convert("RGB")).astype(int)
