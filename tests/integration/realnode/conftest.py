@@ -8,12 +8,14 @@ TAILOR_REAL_NODE_TESTS=1) and are skipped otherwise.
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 
 from tailor_devcluster.cluster import ClusterSettings, LocalCluster
+from tailor_devcluster.images import ImageBuilder
 
 REAL_NODE = "tailor-node-0"
 
@@ -31,6 +33,22 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClus
     real_node_tests_enabled()
     state: Path = tmp_path_factory.mktemp("realnode")
     settings = ClusterSettings(state_dir=state, gpu_nodes=0, prometheus=False, real_nodes=1)
+    with LocalCluster(settings) as cluster:
+        yield cluster
+    assert cluster.host_left == []
+
+
+@contextmanager
+def trainer_node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A real node with the newest trainer image loaded (skips when none was built);
+    checks at the end that the host was put back."""
+    real_node_tests_enabled()
+    if ImageBuilder().newest_trainer_image() is None:
+        pytest.skip("no trainer image: tailor-cluster images --trainer")
+    state: Path = tmp_path_factory.mktemp("trainer")
+    settings = ClusterSettings(
+        state_dir=state, gpu_nodes=0, prometheus=False, real_nodes=1, real_node_trainer=True
+    )
     with LocalCluster(settings) as cluster:
         yield cluster
     assert cluster.host_left == []

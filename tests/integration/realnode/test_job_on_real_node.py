@@ -10,21 +10,18 @@ Skipped when no trainer image was built (`tailor-cluster images --trainer`).
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from tailor_devcluster.cluster import ClusterSettings, LocalCluster
 from tailor_devcluster.demo.job import ONE_TRIAL, apply, demo_job
 from tailor_devcluster.demo.stack import prepare_namespace, upload_digits
-from tailor_devcluster.images import ImageBuilder
 from tailor_devcluster.nodeconfig import CPU_SLOT_PRODUCT, REAL_NODE_LABEL
 from tests.chart.install import Release, create_restricted_namespace, installed
 from tests.integration.operator.conftest import GROUP, PLURAL, VERSION
 
-from .conftest import REAL_NODE, real_node_tests_enabled
+from .conftest import REAL_NODE, trainer_node_cluster
 
 pytestmark = [
     pytest.mark.integration,
@@ -65,20 +62,14 @@ VALUES: dict[str, Any] = {
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
-    real_node_tests_enabled()
-    if ImageBuilder().newest_trainer_image() is None:
-        pytest.skip("no trainer image: tailor-cluster images --trainer")
-    state: Path = tmp_path_factory.mktemp("job")
-    settings = ClusterSettings(
-        state_dir=state, gpu_nodes=0, prometheus=False, real_nodes=1, real_node_trainer=True
-    )
-    with LocalCluster(settings) as cluster:
+    with trainer_node_cluster(tmp_path_factory) as cluster:
         create_restricted_namespace(cluster, TEAM)
         prepare_namespace(cluster, TEAM)  # the S3 credentials Secret the pods read
-        with installed(cluster, "tailor", "tailor-system", VALUES, state) as chart:
+        with installed(
+            cluster, "tailor", "tailor-system", VALUES, cluster.settings.state_dir
+        ) as chart:
             chart.team = TEAM
             yield chart
-    assert cluster.host_left == []
 
 
 def wait_finished(api: client.CustomObjectsApi, name: str) -> dict[str, Any]:

@@ -8,19 +8,18 @@ Skipped when no trainer image was built (it takes minutes and about 6 GB).
 
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 
 from tailor_contract import AttemptResult
-from tailor_devcluster.cluster import ClusterSettings, LocalCluster
-from tailor_devcluster.images import TRAINER_IMAGE, ImageBuilder
+from tailor_devcluster.cluster import LocalCluster
+from tailor_devcluster.images import TRAINER_IMAGE
 from tailor_trainer.storage import Storage
 from tailor_trainer.synthetic import SyntheticSpec, write
 
-from .conftest import REAL_NODE, real_node_tests_enabled
+from .conftest import REAL_NODE, trainer_node_cluster
 from .test_real_node import RESTRICTED, wait_for_phase
 
 pytestmark = [
@@ -34,16 +33,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def trainer_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    real_node_tests_enabled()
-    if ImageBuilder().newest_trainer_image() is None:
-        pytest.skip("no trainer image: tailor-cluster images --trainer")
-    state: Path = tmp_path_factory.mktemp("trainer")
-    settings = ClusterSettings(
-        state_dir=state, gpu_nodes=0, prometheus=False, real_nodes=1, real_node_trainer=True
-    )
-    with LocalCluster(settings) as cluster:
+    with trainer_node_cluster(tmp_path_factory) as cluster:
         yield cluster
-    assert cluster.host_left == []
     # The node's unpacked images (some 6 GB) went with it.
     assert not (cluster.real_node_state_dir / "containerd" / "root").exists()
 
