@@ -138,8 +138,14 @@ def test_a_detection_job_with_only_data_and_a_budget_searches_exports_and_predic
 
     # Every attempt did its work: none crashed (an export refused by its own ONNX check
     # exits unexplained and is retried, waived, until the trial fails).
-    outcomes = {a["outcome"] for t in trials for a in t["attempts"]}
-    assert outcomes <= {"Completed", "StoppedAtAllowance", "EarlyStopped"}, outcomes
+    done = {"Completed", "StoppedAtAllowance", "EarlyStopped"}
+    failed = [
+        (t["name"], a["outcome"], a.get("billingReason"), a.get("message", "")[-2000:])
+        for t in trials
+        for a in t["attempts"]
+        if a["outcome"] not in done
+    ]
+    assert not failed, failed  # with the message: the trainer's last words
 
     # Never over budget; every charge is the agent's measured run time x the factor.
     total = assert_charges_are_run_times_times_factor(demo, demo_namespace, job)

@@ -12,7 +12,8 @@ from tailor_trainer.detection.export import (
     SCORE_TOLERANCE,
     DetectionExportError,
     _onnx,
-    float32_error,
+    _within_float32,
+    exact_outputs,
     onnx_check,
 )
 from tailor_trainer.detection.model import Detector, postprocess
@@ -39,9 +40,8 @@ def test_a_detector_that_detects_nothing_exports(tmp_path):
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
 def test_the_check_allows_float32_rounding_and_refuses_another_model(tmp_path):
-    """Its tolerance grows only to a few times PyTorch's own float32 error against
-    float64 (a trained EfficientNet-B0 detector's: 1.6e-4 on scores, above the fixed
-    1e-4 it was refused at); an ONNX file of slightly different weights still fails."""
+    """Past the fixed tolerances ONNX must be as near the exact (float64) outputs as a
+    few times PyTorch's own float32; an ONNX file of slightly different weights fails."""
     torch.manual_seed(1)
     detector = Detector("test_resnet", num_classes=3)
     detector.prune_backbone()
@@ -50,11 +50,28 @@ def test_the_check_allows_float32_rounding_and_refuses_another_model(tmp_path):
     path = tmp_path / "model.onnx"
     _onnx(detector, samples[:2], path)
     assert "float32_score_error" not in onnx_check(detector, path, samples)  # within 1e-4
-    errors = float32_error(detector, samples)
-    assert 0 < errors[0] < SCORE_TOLERANCE
-    assert 0 <= errors[1] < BOX_TOLERANCE
+    exact_boxes, exact_scores = exact_outputs(detector, samples)
+    with torch.no_grad():
+        boxes, scores = detector(samples)
+    assert 0 < float((scores.double() - exact_scores).abs().max()) < SCORE_TOLERANCE
+    assert 0 <= float((boxes.double() - exact_boxes).abs().max()) < BOX_TOLERANCE
     with torch.no_grad():
         for parameter in detector.head.parameters():
             parameter.mul_(1.01)
-    with pytest.raises(DetectionExportError, match="allowed"):
+    with pytest.raises(DetectionExportError, match="from the exact"):
         onnx_check(detector, path, samples)
+
+
+def test_onnx_as_faithful_as_pytorch_passes_even_where_the_two_differ_more():
+    """Measured on a trained EfficientNet-B0 detector at 128 px: ONNX's and PyTorch's
+    boxes 0.032 px apart, each within 0.05 px of float64's. The check once allowed 4 times
+    PyTorch's float32 error measured on a smaller batch than ONNX's gap (0.030 px) and
+    refused the export (a crashed attempt in the detection search's end-to-end test);
+    judged against the exact outputs it passes, and a truly worse ONNX does not."""
+    faithful = {"float32_box_error": 0.0317, "onnx_box_error": 0.0502}
+    _within_float32(faithful, "box", BOX_TOLERANCE, " px")
+    worse = {"float32_box_error": 0.0317, "onnx_box_error": 0.2}
+    with pytest.raises(DetectionExportError, match=r"allowed 0.127 px"):
+        _within_float32(worse, "box", BOX_TOLERANCE, " px")
+    tiny = {"float32_score_error": 1e-6, "onnx_score_error": 9e-5}  # the fixed 1e-4 holds
+    _within_float32(tiny, "score", SCORE_TOLERANCE, "")

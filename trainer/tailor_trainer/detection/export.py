@@ -4,10 +4,12 @@ config.json that predict reads; NMS is `model.postprocess`, shared by evaluation
 both predict backends.
 
 The ONNX check: on sample inputs, ONNX's raw outputs within 1e-4 (scores) and 1e-2 px
-(boxes) of PyTorch's, or within 4 times PyTorch's own float32 error on those samples
-(against float64) where that is larger, and ONNX's detections, scored against PyTorch's
-as ground truth, at mAP >= 0.99 (where PyTorch detects nothing, ONNX must detect nothing
-either). The input side is fixed (the points depend on it); the batch is dynamic.
+(boxes) of PyTorch's; where they are not, ONNX must be as faithful as PyTorch itself:
+its distance from the exact (float64) outputs on the samples at most 4 times PyTorch's
+own float32 distance from them. And ONNX's detections, scored
+against PyTorch's as ground truth, at mAP >= 0.99 (where PyTorch detects nothing, ONNX
+must detect nothing either). The input side is fixed (the points depend on it); the
+batch is dynamic.
 """
 
 import copy
@@ -26,8 +28,10 @@ from tailor_trainer.detection.model import Detector, postprocess
 SCORE_TOLERANCE = 1e-4
 BOX_TOLERANCE = 1e-2  # pixels
 MIN_MAP = 0.99
-# A trained EfficientNet-B0 detector's float32 scores differ from float64's by 1.6e-4
-# (boxes 0.03 px at 64 px): a fixed 1e-4 refused exports as faithful as PyTorch itself.
+# Two float32 computations of one network (other kernels, other summation orders) each
+# stray from the exact result; a trained EfficientNet-B0 detector's ONNX boxes were 1.6
+# times as far from float64's as PyTorch's own (0.050 and 0.032 px at 128 px), its
+# scores 2.6 times (6.7e-5 and 2.5e-5).
 FLOAT32_ERROR_FACTOR = 4.0
 FILES = ("model.safetensors", "config.json", "model.torchscript.pt", "model.onnx")
 OUTPUTS = ["boxes", "scores"]
@@ -110,17 +114,17 @@ def _as_truth(found: dict[str, torch.Tensor], other: dict[str, torch.Tensor]) ->
     )
 
 
-def float32_error(model: Detector, samples: torch.Tensor) -> tuple[float, float]:
-    """(scores, boxes): how far PyTorch's own float32 outputs are from float64's on the
-    samples, the rounding any faithful runtime may differ by."""
+def exact_outputs(model: Detector, samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(boxes, scores) of the model computed in float64: the reference any float32
+    runtime strays from by its rounding."""
     exact = copy.deepcopy(model).double()
     with torch.no_grad():
-        boxes, scores = model(samples)
-        exact_boxes, exact_scores = exact(samples.double())
-    return (
-        float((scores.double() - exact_scores).abs().max()),
-        float((boxes.double() - exact_boxes).abs().max()),
-    )
+        boxes, scores = exact(samples.double())
+    return boxes, scores
+
+
+def _farthest(outputs: Any, exact: torch.Tensor) -> float:
+    return float((torch.as_tensor(np.asarray(outputs)).double() - exact).abs().max())
 
 
 def onnx_check(model: Detector, path: Path, samples: torch.Tensor) -> dict[str, float]:
@@ -138,17 +142,22 @@ def onnx_check(model: Detector, path: Path, samples: torch.Tensor) -> dict[str, 
         "max_score_difference": float(score_gaps.max()),
         "max_box_difference": float(box_gaps.max()),
     }
-    scores_allowed, boxes_allowed = SCORE_TOLERANCE, BOX_TOLERANCE
     if (
         check["max_score_difference"] > SCORE_TOLERANCE
         or check["max_box_difference"] > BOX_TOLERANCE
     ):
-        # Only then the float64 reference (slow on a CPU), on the worst samples only.
-        worst = sorted({int(score_gaps.argmax()), int(box_gaps.argmax())})
-        score_error, box_error = float32_error(model, samples[worst])
-        check["float32_score_error"], check["float32_box_error"] = score_error, box_error
-        scores_allowed = max(SCORE_TOLERANCE, FLOAT32_ERROR_FACTOR * score_error)
-        boxes_allowed = max(BOX_TOLERANCE, FLOAT32_ERROR_FACTOR * box_error)
+        # Only then the float64 reference (slow on a CPU), on the same batch: float32
+        # rounding depends on the batch (its size picks the kernels), so one sample's
+        # error is a noisy measure of it; the batch's largest is a steadier one.
+        exact_boxes, exact_scores = exact_outputs(model, samples)
+        check |= {
+            "float32_score_error": _farthest(expected_scores, exact_scores),
+            "float32_box_error": _farthest(expected_boxes, exact_boxes),
+            "onnx_score_error": _farthest(scores, exact_scores),
+            "onnx_box_error": _farthest(boxes, exact_boxes),
+        }
+        _within_float32(check, "score", SCORE_TOLERANCE, "")
+        _within_float32(check, "box", BOX_TOLERANCE, " px")
     theirs = postprocess(torch.from_numpy(boxes), torch.from_numpy(scores))
     ours = postprocess(expected_boxes, expected_scores)
     check["pytorch_detections"] = sum(len(found["scores"]) for found in ours)
@@ -159,21 +168,23 @@ def onnx_check(model: Detector, path: Path, samples: torch.Tensor) -> dict[str, 
         # PyTorch detects nothing on the samples (an untrained detector): COCO's mAP has
         # no truth to score; ONNX agrees when it detects nothing either.
         check["map_against_pytorch"] = 0.0 if any(len(f["boxes"]) for f in theirs) else 1.0
-    if check["max_score_difference"] > scores_allowed:
-        raise DetectionExportError(
-            f"ONNX scores differ by {check['max_score_difference']:.3g} "
-            f"(allowed {scores_allowed:.3g})"
-        )
-    if check["max_box_difference"] > boxes_allowed:
-        raise DetectionExportError(
-            f"ONNX boxes differ by {check['max_box_difference']:.3g} px "
-            f"(allowed {boxes_allowed:.3g})"
-        )
     if check["map_against_pytorch"] < MIN_MAP:
         raise DetectionExportError(
             f"ONNX detections score mAP {check['map_against_pytorch']:.4f} against PyTorch's"
         )
     return check
+
+
+def _within_float32(check: dict[str, float], output: str, tolerance: float, unit: str) -> None:
+    """ONNX's distance from the exact outputs within the fixed tolerance or a few times
+    PyTorch's own float32 distance; else DetectionExportError. `output`: box or score."""
+    allowed = max(tolerance, FLOAT32_ERROR_FACTOR * check[f"float32_{output}_error"])
+    if check[f"onnx_{output}_error"] > allowed:
+        raise DetectionExportError(
+            f"ONNX {output} outputs are {check[f'onnx_{output}_error']:.3g}{unit} from the exact "
+            f"(float64) outputs, PyTorch's float32 {check[f'float32_{output}_error']:.3g}"
+            f"{unit} (allowed {allowed:.3g}{unit})"
+        )
 
 
 def write_detection_bundle(
