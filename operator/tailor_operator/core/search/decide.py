@@ -177,17 +177,22 @@ class SearchRound:
         return self.space.sample(rng)
 
     def _fallback(self, config: Config, gpus: int, allowance: float) -> Config:
-        """A configuration too dear at its size: the default side, else the space's
-        cheapest backbone (with a catalog, its default fine-tuning)."""
+        """A configuration too dear at its size: its knobs at its backbone's default
+        side, else on the space's cheapest backbone. Never the probe again, nor the
+        default's knobs: with one seed per job either would reproduce a trial already
+        run, and charge for it."""
         if config.pretrained:
-            cheaper = self.space.default()
-            if self._useful(cheaper, gpus, allowance) or not self.space.probing:
-                return cheaper
-            return self.space.probe()
-        sized = replace(config, input_size=self.space.default_side)
-        if self._useful(sized, gpus, allowance):
-            return sized
-        return replace(sized, model=self.space.models[0].name)
+            entries = list(zip(self.space.catalog, self.space.catalog_sides, strict=True))
+            side = next((s for e, s in entries if e.name == config.backbone), entries[0][1])
+            sized = replace(config, input_size=side)
+            cheapest, cheapest_side = entries[0]
+            cheaper = replace(
+                sized, model=cheapest.architecture, backbone=cheapest.name, input_size=cheapest_side
+            )
+        else:
+            sized = replace(config, input_size=self.space.default_side)
+            cheaper = replace(sized, model=self.space.models[0].name)
+        return sized if self._useful(sized, gpus, allowance) else cheaper
 
     def _new_trial(self, index: int, allowance: float) -> TrialProposal:
         config = self._config(index)
