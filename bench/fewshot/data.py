@@ -50,17 +50,19 @@ class FewShot:
     facts: DatasetFacts = field(init=False)
     evaluation: str | None = None  # the trainer holds out its own share of train
 
+    seed: int = 0  # the search's, which also draws the trainer's hold-out split
+
     def __post_init__(self) -> None:
-        labels = self.pool.labels[self.train_ids]
-        counts = np.bincount(labels, minlength=10)
-        self.facts = DatasetFacts(
-            images=len(self.train_ids),
-            classes=10,
-            mean_width=self.side,
-            mean_height=self.side,
-            digest=f"{self.pool.name}-{self.per_class}",
-            majority_fraction=float(counts.max() / counts.sum()),
-        )
+        # The facts the operator's search gets: tailor-train validate's, on the same
+        # files and split (the majority class and the pixel reference of that split).
+        from tailor_trainer.storage import Storage
+        from tailor_trainer.validate import ValidateOptions, validate
+
+        options = ValidateOptions(annotations=str(self.root / "train.json"), seed=self.seed)
+        report = validate(Storage(), options)
+        if report.result.dataset is None:
+            raise SystemExit(f"validation refused the draw: {report.result.reason}")
+        self.facts = report.result.dataset
 
     @property
     def train(self) -> int:
@@ -106,4 +108,4 @@ def make_fewshot(pool: Pool, per_class: int, seed: int, root: Path) -> FewShot:
             annotations.append({"id": i, "image_id": i, "category_id": int(pool.labels[i])})
         document = {"images": images, "annotations": annotations, "categories": categories}
         (root / f"{split}.json").write_text(json.dumps(document))
-    return FewShot(root, per_class, side, train, test, pool)
+    return FewShot(root, per_class, side, train, test, pool, seed=seed)

@@ -169,6 +169,13 @@ class DatasetFacts(_Document):
         description="share of the evaluation split in its most common class: what always "
         "answering that class scores (top-1), the floor any model must clear",
     )
+    pixel_reference: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="top-1 on the evaluation split of a logistic regression on 16x16 "
+        "thumbnails of the training split: the cheapest learner that sees the pixels",
+    )
 
 
 class AttemptResult(_Document):

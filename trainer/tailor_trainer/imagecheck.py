@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from tailor_trainer.pixels import thumbnail
 from tailor_trainer.problems import Problems
 from tailor_trainer.storage import ObjectNotFound, Storage
 
@@ -25,6 +26,8 @@ class ImageStats:
     pixel_square_sum: np.ndarray = field(default_factory=lambda: np.zeros(3))
     pixel_count: int = 0
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict)  # URI -> (w, h), upright
+    # URI -> the pixel reference's thumbnail (tailor_trainer.pixels), for the URIs asked
+    thumbnails: dict[str, np.ndarray] = field(default_factory=dict)
 
     def add(self, width: int, height: int, pixels: np.ndarray) -> None:
         self.decoded += 1
@@ -89,9 +92,14 @@ def _check_one(storage: Storage, uri: str) -> tuple[str, tuple[int, int, np.ndar
 
 
 def check_images(
-    storage: Storage, uris: Iterable[str], problems: Problems, workers: int = 16
+    storage: Storage,
+    uris: Iterable[str],
+    problems: Problems,
+    workers: int = 16,
+    thumbnails_of: frozenset[str] = frozenset(),
 ) -> ImageStats:
-    """Decode every image (threads: the time is I/O and C decoding, which release the GIL)."""
+    """Decode every image (threads: the time is I/O and C decoding, which release the GIL);
+    keep the pixel reference's thumbnail of those in `thumbnails_of`."""
     stats = ImageStats()
     unique = sorted(set(uris))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -106,4 +114,6 @@ def check_images(
                 assert not isinstance(value, str)
                 stats.add(*value)
                 stats.sizes[uri] = (value[0], value[1])
+                if uri in thumbnails_of:
+                    stats.thumbnails[uri] = thumbnail(value[2])
     return stats

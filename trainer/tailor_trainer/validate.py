@@ -18,6 +18,7 @@ from tailor_trainer.errors import ConfigError, DatasetNotFound
 from tailor_trainer.estimate import estimate_min_gpu_seconds
 from tailor_trainer.imagecheck import check_images
 from tailor_trainer.ownership import OutputTaken
+from tailor_trainer.pixels import MAX_EVAL_IMAGES, MAX_TRAIN_IMAGES, pixel_reference, sample_ids
 from tailor_trainer.problems import Problems
 from tailor_trainer.storage import ObjectNotFound, Storage, StorageError
 
@@ -48,7 +49,7 @@ class ValidateOptions:
     max_problems: int = 50
     catalog: tuple[PretrainedBackbone, ...] = ()  # backbones to verify
     eval_fraction: float = 0.2  # the trainer's split when no evaluation file is given
-    seed: int = 0  # ... and its seed: majority_fraction is about the split it will use
+    seed: int = 0  # ... and its seed: the references are about the split it will use
     candidate_models: tuple[str, ...] = ()  # spec.search.models: each must exist
     given_trials: tuple[GivenTrial, ...] = ()  # spec.search.trials: checked and priced
     claim: OutputClaim | None = None  # the operator's validation: the job's output prefix
@@ -70,24 +71,39 @@ class ValidationReport:
         return report
 
 
-def majority_fraction(
-    train: CocoSplit,
-    evaluation: CocoSplit | None,
-    task: ClassTask,
-    eval_fraction: float,
-    seed: int,
-) -> float | None:
-    """Share of the evaluation split the trainer will use (the file, or its stratified
-    split of train) in its most common class; None for multilabel or an empty split."""
-    if task != "classification":
-        return None
-    entries: tuple[ImageEntry, ...] = (
-        evaluation.images if evaluation else stratified_split(train.images, eval_fraction, seed)[1]
-    )
-    if not entries:
+def selection_split(
+    train: CocoSplit, evaluation: CocoSplit | None, eval_fraction: float, seed: int
+) -> tuple[tuple[ImageEntry, ...], tuple[ImageEntry, ...]]:
+    """(what the trials learn from, what they are scored and selected by): the
+    evaluation file, or the trainer's own stratified split of train."""
+    if evaluation is not None:
+        return train.images, evaluation.images
+    return stratified_split(train.images, eval_fraction, seed)
+
+
+def majority_fraction(entries: tuple[ImageEntry, ...], task: ClassTask) -> float | None:
+    """Share of the evaluation split in its most common class; None for multilabel or
+    an empty split."""
+    if task != "classification" or not entries:
         return None
     counts = Counter(entry.labels[0] for entry in entries)
     return round(max(counts.values()) / len(entries), 6)
+
+
+def pixel_samples(
+    split: tuple[tuple[ImageEntry, ...], tuple[ImageEntry, ...]], task: ClassTask
+) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+    """The (URI, class) pairs the pixel reference fits and scores (single-label
+    classification only; capped, tailor_trainer.pixels)."""
+    if task != "classification":
+        return [], []
+
+    def pairs(entries: tuple[ImageEntry, ...], limit: int) -> list[tuple[str, int]]:
+        by_id = {e.id: e for e in entries if e.labels}
+        chosen = sample_ids(list(by_id), limit)
+        return [(by_id[i].uri, by_id[i].labels[0]) for i in chosen]
+
+    return pairs(split[0], MAX_TRAIN_IMAGES), pairs(split[1], MAX_EVAL_IMAGES)
 
 
 def check_declared_sizes(
@@ -195,7 +211,15 @@ def _validate_dataset(storage: Storage, options: ValidateOptions) -> ValidationR
     facts = None
     if train is not None:
         entries = train.images + (evaluation.images if evaluation else ())
-        stats = check_images(storage, (e.uri for e in entries), problems, options.workers)
+        split = selection_split(train, evaluation, options.eval_fraction, options.seed)
+        fit, scored = pixel_samples(split, options.task)
+        stats = check_images(
+            storage,
+            (e.uri for e in entries),
+            problems,
+            options.workers,
+            thumbnails_of=frozenset(uri for uri, _ in fit + scored),
+        )
         if options.task == "detection":
             check_declared_sizes(entries, stats.sizes, problems)
         counts = class_counts(train.images)
@@ -212,8 +236,11 @@ def _validate_dataset(storage: Storage, options: ValidateOptions) -> ValidationR
             pixel_mean=pixels[0] if pixels else None,
             pixel_std=pixels[1] if pixels else None,
             decoded_images=stats.decoded,
-            majority_fraction=majority_fraction(
-                train, evaluation, options.task, options.eval_fraction, options.seed
+            majority_fraction=majority_fraction(split[1], options.task),
+            pixel_reference=(
+                pixel_reference(fit, scored, stats.thumbnails, len(train.categories))
+                if problems.ok
+                else None
             ),
         )
     # Only what is verified can be fine-tuned: the search prices exactly those.

@@ -165,6 +165,7 @@ class DatasetSummary(_Status):
     digest: str = ""
     eval_images: int | None = None
     majority_fraction: float | None = None
+    pixel_reference: float | None = None
 
     @classmethod
     def of(cls, facts: DatasetFacts) -> "DatasetSummary":

@@ -19,6 +19,7 @@ from tailor_contract.cost import (
 from tailor_operator.core.planner import PlannerView
 from tailor_operator.core.search import AutoMLPlanner
 from tailor_operator.core.search.decide import SearchRound
+from tailor_operator.core.search.references import reference_floor
 from tailor_operator.core.search.space import (
     LINEAR_PROBE,
     PROBE_FINETUNE,
@@ -278,3 +279,51 @@ def test_a_catalog_search_never_trains_the_same_configuration_twice(
     assert len(set(configurations)) == len(configurations), configurations
     recipes = [json.loads(knobs)["recipe"] for _, knobs in configurations]
     assert recipes.count(LINEAR_PROBE) <= 1
+
+
+def test_catalogued_backbones_trailing_the_pixel_reference_bring_scratch_training_in():
+    """8 px scans: ImageNet features scored 0.73 where a logistic regression on the
+    pixels scored 0.91. Until a catalogued result beats the pixel reference, the next
+    configuration is the default recipe from scratch, then scratch is drawn beside
+    fine-tunings; the search never calls itself done below it."""
+    summary = data(images=100, side=8.0).model_copy(update={"pixel_reference": 0.9})
+    probed = [scored("t0", 0.7, PROBE_HP, "efficientnet-lite0")]
+    tuned = [*probed, scored("t1", 0.85, TUNE_HP, "efficientnet-lite0")]
+    round_ = SearchRound(view(tuned, seconds=3600, summary=summary), REFERENCE, 0.002)
+    assert round_.scratch_joins
+    assert round_.floor == 0.9
+    (scratch,) = AutoMLPlanner().decide(view(tuned, seconds=3600, summary=summary)).new_trials
+    assert (scratch.name, scratch.backbone, scratch.model) == ("t2", None, "resnet10t")
+    assert "recipe" not in scratch.hyperparameters or scratch.hyperparameters["recipe"] == "train"
+    drawn = [round_._config(i) for i in range(3, 60)]
+    assert sum(c.backbone is None for c in drawn) >= 5  # drawn from scratch too
+    assert sum(c.backbone is not None for c in drawn) >= 20
+    # A catalogued result above the pixel reference: fine-tuning only again.
+    better = [*tuned, scored("t2", 0.95, TUNE_HP | {"lr": 0.002}, "efficientnet-lite0")]
+    after = SearchRound(view(better, seconds=3600, summary=summary), REFERENCE, 0.002)
+    assert not after.scratch_joins
+    assert all(after._config(i).backbone is not None for i in range(3, 40))
+    # Without a pixel reference (or above it from the start) nothing changes.
+    plain = SearchRound(view(tuned, seconds=3600, summary=data(images=100)), REFERENCE, 0.002)
+    assert not plain.scratch_joins
+
+
+def test_two_free_slots_propose_the_scratch_default_once():
+    summary = data(images=100, side=8.0).model_copy(update={"pixel_reference": 0.9})
+    probed = [scored("t0", 0.7, PROBE_HP, "efficientnet-lite0")]
+    tuned = [*probed, scored("t1", 0.85, TUNE_HP, "efficientnet-lite0")]
+    planned = view(tuned, seconds=3600, summary=summary, resources={"maxParallelTrials": 3})
+    proposals = AutoMLPlanner().decide(planned).new_trials
+    assert len(proposals) == 3
+    knobs = [json.dumps({**p.hyperparameters, "epochs": None}, sort_keys=True) for p in proposals]
+    assert len(set(knobs)) == 3
+    assert proposals[0].backbone is None
+
+
+def test_the_pixel_reference_is_a_floor_for_top1_only():
+    facts = data(majority=0.2).model_copy(update={"pixel_reference": 0.9}).facts()
+    assert reference_floor(facts, "classification", None) == 0.9
+    assert reference_floor(facts, "classification", "top1_accuracy") == 0.9
+    assert reference_floor(facts, "classification", "macro_f1") is None
+    below = data(majority=0.95).model_copy(update={"pixel_reference": 0.9}).facts()
+    assert reference_floor(below, "classification", None) == 0.95

@@ -24,7 +24,7 @@ from tailor_contract.metrics import Selection, direction
 from tailor_operator.core.planner import PlannerDecision, PlannerView, Promotion, TrialProposal
 from tailor_operator.core.search import asha
 from tailor_operator.core.search.cost import CostEstimator, observations
-from tailor_operator.core.search.references import reference_floor
+from tailor_operator.core.search.references import pixel_reference, reference_floor
 from tailor_operator.core.search.rungs import ETA, OVERHEAD_SHARE, plan_ladder
 from tailor_operator.core.search.space import (
     EXPLOIT_SHARE,
@@ -113,6 +113,31 @@ class SearchRound:
         # The probe is a reference and a candidate, never a rung of the bracket.
         self.bracket = [s for s in self.standings if not is_probe(s.trial.hyperparameters)]
         self.history = asha.history(self.standings)
+        # Catalogued backbones whose results all trail the pixel reference do not suit
+        # these images (ImageNet features on 8 px scans): training from scratch joins
+        # the search, its default recipe first, while they trail it.
+        pixels = pixel_reference(facts, self.task, self.metric)
+        self.scratch_joins = (
+            pixels is not None
+            and self.space.pretrained
+            and not self.space.scratch
+            and self._pretrained_trail(pixels)
+        )
+        if self.scratch_joins:
+            self.space = replace(self.space, scratch=True)
+        self._scratch_proposed = any(t.backbone is None for t in view.trials)
+
+    def _pretrained_trail(self, reference: float) -> bool:
+        """Whether fine-tuned or probed catalogued backbones have results, none of them
+        better than `reference` (in the metric's direction)."""
+        values = [
+            r.value
+            for s in self.standings
+            if s.trial.backbone is not None
+            for r in s.results
+            if r.value is not None
+        ]
+        return bool(values) and max(self.sign * v for v in values) <= self.sign * reference
 
     def _epoch_limits(self, config: Config) -> tuple[float, float]:
         """(shortest useful, full) epochs: fine-tuning converges far sooner than
@@ -171,6 +196,9 @@ class SearchRound:
             return self.space.probe()
         if index == first:
             return self.space.default()
+        if self.scratch_joins and not self._scratch_proposed:
+            self._scratch_proposed = True  # once: later ones are drawn
+            return self.space.scratch_default()
         leader = asha.best(self.bracket, self.selection)
         if leader is not None and rng.random() < EXPLOIT_SHARE:
             return self.space.neighbour(self._config_of(leader), rng)

@@ -175,6 +175,12 @@ class SearchSpace:
                 backbone_lr_scale=knobs.finetune_default_backbone_lr_scale,
                 eval_every=self.eval_every,
             )
+        return self.scratch_default()
+
+    def scratch_default(self) -> Config:
+        """The robust recipe from scratch: a ResNet suited to the data, the trainer's
+        default knobs (the first trial of a search without a catalog)."""
+        knobs = self.knobs
         names = [b.name for b in self.preferred]
         model = next((m for m in ROBUST if m in names), self.preferred[-1].name)
         lr = knobs.default_lr * (VIT_LR_SCALE if _is_vit(model) else 1.0)
