@@ -14,6 +14,7 @@ from tailor_contract.metrics import Selection, direction
 from tailor_operator.core.draft import Draft
 from tailor_operator.core.ledger import hours
 from tailor_operator.core.retries import RETRIED
+from tailor_operator.core.search.references import reference_floor
 from tailor_operator.core.status import (
     AttemptRecord,
     BestTrial,
@@ -90,7 +91,28 @@ def _succeed(draft: Draft, candidates: list[TrialStatus], stop: StopReason) -> N
     status.phase = JobPhase.SUCCEEDED
     status.reason = status.stop_reason.value
     status.message = f"best trial {best.name} ({best.model}): {status.best_trial.summary}"
+    status.message += _below_references(draft, metric, value)
     status.completion_time = draft.now
+
+
+def _below_references(draft: Draft, metric: str, value: float | None) -> str:
+    """What the job's message adds when its model is no better than what needs little
+    or no learning (the majority class, the pixel reference): the user should know."""
+    dataset = draft.status.validation.dataset
+    if value is None or dataset is None:
+        return ""
+    facts = dataset.facts()
+    floor = reference_floor(facts, draft.job.spec.task, metric)
+    if floor is None or direction(draft.job.spec.task, metric) != "Maximize" or value > floor:
+        return ""
+    if floor == facts.pixel_reference:
+        reference = f"a logistic regression on 16x16 thumbnails of the images ({floor:.4g})"
+    else:
+        reference = f"always answering the most common class ({floor:.4g})"
+    return (
+        f"; no better than {reference} on the evaluation split: more labelled images, or a "
+        f"catalogued backbone that suits them, would help"
+    )
 
 
 def _details(trials: list[TrialStatus]) -> str:

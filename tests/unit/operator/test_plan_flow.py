@@ -351,3 +351,33 @@ def test_trials_not_started_when_the_job_fails_are_skipped() -> None:
     assert status.reason == "DatasetCorrupt"
     assert [t.state for t in status.trials] == ["Failed", "Skipped"]
     assert sim.pod_names("t1") == []
+
+
+@pytest.mark.parametrize(
+    ("top1", "majority", "words"),
+    [
+        (0.91, 0.2, None),
+        (0.85, 0.2, "no better than a logistic regression on 16x16 thumbnails of the images (0.9)"),
+        (0.93, 0.95, "no better than always answering the most common class (0.95)"),
+    ],
+)
+def test_a_model_no_better_than_the_references_says_so(
+    top1: float, majority: float, words: str | None
+):
+    """The search ends at its budget below the references; the job still delivers its
+    best model, and its message says what a user can do about it."""
+    sim = Sim()
+    facts = FACTS.model_copy(update={"pixel_reference": 0.9, "majority_fraction": majority})
+    validated(sim, facts=facts)
+    (trial_pod,) = sim.pod_names("t0")
+    sim.run(trial_pod, "gpu-a", 10)
+    sim.finish(trial_pod, 0, 110, message=result(top1=top1))
+    sim.step(111)
+    status = sim.status
+    assert status.phase == JobPhase.SUCCEEDED
+    assert status.message.startswith(f"best trial t0 (resnet50): top1_accuracy={top1}")
+    if words is None:
+        assert "no better than" not in status.message
+    else:
+        assert words in status.message
+        assert "more labelled images" in status.message
