@@ -38,14 +38,19 @@ TIMEOUT = 1200
 
 
 @pytest.fixture
-def few(demo: Demo) -> CocoDataset:
+def uploaded(demo: Demo) -> tuple[CocoDataset, str]:
     """Ten MNIST digits per class to train on, ten to evaluate on, in
-    s3://datasets/digits-few/ (the demo's job reads it)."""
-    dataset, _, _ = upload_digits(
+    s3://datasets/digits-few/ (the demo's job reads it); and the evaluation file's URI."""
+    dataset, _, evaluation = upload_digits(
         demo.cluster, PER_CLASS, "digits-few", source="mnist", eval_per_class=PER_CLASS
     )
     assert len(dataset.train["images"]) == len(dataset.evaluation["images"]) == 10 * PER_CLASS
-    return dataset
+    return dataset, evaluation
+
+
+@pytest.fixture
+def few(uploaded: tuple[CocoDataset, str]) -> CocoDataset:
+    return uploaded[0]
 
 
 @pytest.fixture
@@ -57,7 +62,7 @@ def catalog(demo: Demo):
         custom.delete_cluster_custom_object(GROUP, VERSION, PLURAL, item["metadata"]["name"])
 
 
-def run(demo: Demo, namespace: str, name: str) -> dict[str, Any]:
+def run(demo: Demo, namespace: str, name: str, evaluation: str) -> dict[str, Any]:
     assert demo.cluster.s3 is not None
     manifest = demo_job(
         demo.cluster.s3.endpoint_url,
@@ -65,6 +70,9 @@ def run(demo: Demo, namespace: str, name: str) -> dict[str, Any]:
         budget_gpu_hours=BUDGET_GPU_HOURS,
         output=f"s3://models/{namespace}/{name}/",
     )
+    # Selected on the 100 evaluation images (the trainer would hold out only 20 of the
+    # training images: too few to tell a fine-tuning from training from scratch).
+    manifest["spec"]["dataset"]["evaluation"] = evaluation
     manifest["spec"]["resources"]["maxParallelTrials"] = 2  # the agent's two slots
     apply(demo.cluster, manifest, namespace)
     job = wait_done(demo, namespace, name, TIMEOUT)
@@ -91,12 +99,13 @@ def condition(job: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 def test_ten_images_per_class_without_then_with_a_catalogued_backbone(
-    demo, demo_namespace, few, catalog, tmp_path
+    demo, demo_namespace, uploaded, few, catalog, tmp_path
 ):
     """Both jobs run end to end; the catalogued backbone's model is the better one on
     held-out digits (bench/fewshot.py measures by how much, over seeds)."""
     # Without a catalog: from scratch, and the job says that is unlikely to generalise.
-    scratch = run(demo, demo_namespace, "scratch")
+    evaluation = uploaded[1]
+    scratch = run(demo, demo_namespace, "scratch", evaluation)
     pretrained = condition(scratch, "Pretrained")
     assert (pretrained["status"], pretrained["reason"]) == ("False", "TrainingFromScratch")
     assert all(not t.get("backbone") for t in scratch["status"]["trials"])
@@ -106,7 +115,7 @@ def test_ten_images_per_class_without_then_with_a_catalogued_backbone(
     # A platform team imports a real ImageNet backbone; the same job again.
     printed = import_backbone(demo.cluster, "efficientnet-lite0")
     assert "efficientnet-lite0" in printed
-    tuned = run(demo, demo_namespace, "catalogued")
+    tuned = run(demo, demo_namespace, "catalogued", evaluation)
     status = tuned["status"]
     assert condition(tuned, "Pretrained")["status"] == "True"
     assert [e["name"] for e in status["validation"]["backbones"]] == ["efficientnet-lite0"]
