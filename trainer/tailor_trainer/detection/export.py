@@ -8,8 +8,11 @@ The ONNX check: on sample inputs, ONNX's raw outputs within 1e-4 (scores) and 1e
 its distance from the exact (float64) outputs on the samples at most 4 times PyTorch's
 own float32 distance from them. And ONNX's detections, scored
 against PyTorch's as ground truth, at mAP >= 0.99 (where PyTorch detects nothing, ONNX
-must detect nothing either). The input side is fixed (the points depend on it); the
-batch is dynamic.
+must detect nothing either); where they do not, scored against the exact (float64)
+detections, ONNX may miss 0.01 plus 4 times what PyTorch's own float32 detections miss
+(near-tied boxes of a weak detector flip at the score cut and in NMS under rounding
+alone: 0.9886 against PyTorch's refused a RetinaNet in CI). The input side is fixed
+(the points depend on it); the batch is dynamic.
 """
 
 import copy
@@ -168,11 +171,41 @@ def onnx_check(model: Detector, path: Path, samples: torch.Tensor) -> dict[str, 
         # PyTorch detects nothing on the samples (an untrained detector): COCO's mAP has
         # no truth to score; ONNX agrees when it detects nothing either.
         check["map_against_pytorch"] = 0.0 if any(len(f["boxes"]) for f in theirs) else 1.0
+    if check["map_against_pytorch"] < MIN_MAP and not check["pytorch_detections"]:
+        raise DetectionExportError("ONNX detects objects where PyTorch detects none")
     if check["map_against_pytorch"] < MIN_MAP:
-        raise DetectionExportError(
-            f"ONNX detections score mAP {check['map_against_pytorch']:.4f} against PyTorch's"
-        )
+        # Detections are discontinuous in the dense outputs (the score cut, NMS's order,
+        # the top-k): a weak detector's hundreds of near-tied boxes flip under rounding
+        # alone. Judged as the raw outputs are: against the exact detections, ONNX may
+        # disagree a few times as much as PyTorch's own float32 does.
+        exact_boxes, exact_scores = exact_outputs(model, samples)
+        truth = postprocess(exact_boxes.float(), exact_scores.float())
+        check["float32_map_against_exact"] = _map_against(truth, ours, model.num_classes)
+        check["onnx_map_against_exact"] = _map_against(truth, theirs, model.num_classes)
+        _detections_within_float32(check)
     return check
+
+
+def _map_against(
+    truth: list[dict[str, torch.Tensor]], found: list[dict[str, torch.Tensor]], classes: int
+) -> float:
+    cases = [_as_truth(mine, other) for mine, other in zip(truth, found, strict=True)]
+    return float(detection_metrics(cases, classes).metrics["map"])
+
+
+def _detections_within_float32(check: dict[str, float]) -> None:
+    """ONNX's detections, scored against the exact ones, miss at most FLOAT32_ERROR_FACTOR
+    times what PyTorch's float32 detections miss, and never more than 1 - MIN_MAP + that;
+    else DetectionExportError."""
+    own = 1.0 - check["float32_map_against_exact"]
+    allowed = (1.0 - MIN_MAP) + FLOAT32_ERROR_FACTOR * own
+    if 1.0 - check["onnx_map_against_exact"] > allowed:
+        raise DetectionExportError(
+            f"ONNX detections score mAP {check['map_against_pytorch']:.4f} against "
+            f"PyTorch's and {check['onnx_map_against_exact']:.4f} against the exact "
+            f"(float64) ones, PyTorch's float32 {check['float32_map_against_exact']:.4f} "
+            f"(allowed {1.0 - allowed:.4f})"
+        )
 
 
 def _within_float32(check: dict[str, float], output: str, tolerance: float, unit: str) -> None:
