@@ -105,7 +105,9 @@ def _below_references(draft: Draft, metric: str, value: float | None) -> str:
     floor = reference_floor(facts, draft.job.spec.task, metric)
     if floor is None or direction(draft.job.spec.task, metric) != "Maximize" or value > floor:
         return ""
-    if floor == facts.pixel_reference:
+    if draft.job.spec.task == "detection":
+        reference = f"detecting nothing ({floor:.4g})"
+    elif floor == facts.pixel_reference:
         reference = f"a logistic regression on 16x16 thumbnails of the images ({floor:.4g})"
     else:
         reference = f"always answering the most common class ({floor:.4g})"

@@ -381,3 +381,24 @@ def test_a_model_no_better_than_the_references_says_so(
     else:
         assert words in status.message
         assert "more labelled images" in status.message
+
+
+def test_a_detector_that_detects_nothing_says_so_in_detection_words():
+    """Detection's reference is detecting nothing (map 0), not the majority class."""
+    sim = Sim(task="detection")
+    validated(sim)
+    (trial_pod,) = sim.pod_names("t0")
+    sim.run(trial_pod, "gpu-a", 10)
+    nothing = AttemptResult(
+        exit="SUCCESS",
+        metrics={"map": 0.0},
+        primary_metric="map",
+        export_uri="s3://models/insects/trials/t0/export/",
+        export_digest="sha256:" + "0" * 64,
+    ).to_termination_message()
+    sim.finish(trial_pod, 0, 110, message=nothing)
+    sim.step(111)
+    status = sim.status
+    assert status.phase == JobPhase.SUCCEEDED
+    assert "no better than detecting nothing (0)" in status.message
+    assert "most common class" not in status.message
