@@ -14,6 +14,10 @@ class ExitCode(IntEnum):
     DATASET_NOT_FOUND = 66  # EX_NOINPUT: the annotation file cannot be read
     BUDGET_NOT_ENOUGH = 67  # the budget cannot pay for the cheapest useful search
     DIVERGED = 68  # NaN/inf loss, or no learning at all
+    # EX_SOFTWARE: the trained model failed the export's own check (ONNX or TorchScript
+    # does not reproduce PyTorch), or the exporter cannot express it. The system's
+    # fault, not the job's; the same weights would be refused again.
+    EXPORT_REFUSED = 70
     RETRYABLE = 75  # EX_TEMPFAIL: stopped by SIGTERM or a transient fault; resume me
     # EX_CONFIG: the job's own configuration is wrong (an unknown model, a metric the
     # task has not, unreadable pretrained weights, an output another job owns). The
@@ -32,6 +36,7 @@ _PERMANENT = frozenset(
         ExitCode.DATASET_NOT_FOUND,
         ExitCode.BUDGET_NOT_ENOUGH,
         ExitCode.DIVERGED,
+        ExitCode.EXPORT_REFUSED,
         ExitCode.INVALID_CONFIG,
     }
 )

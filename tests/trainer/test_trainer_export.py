@@ -13,7 +13,7 @@ import torch
 
 from tailor_contract import AttemptResult, ExitCode
 from tailor_trainer.cli import main
-from tailor_trainer.exporter import write_bundle
+from tailor_trainer.exporter import refusing, write_bundle
 from tailor_trainer.model import create_model
 from tailor_trainer.storage import Storage
 from tailor_trainer.synthetic import SyntheticSpec, write
@@ -151,6 +151,58 @@ def test_each_attempt_exports_to_its_own_folder_and_never_overwrites_an_earlier_
     after = (tmp_path / "out" / "export" / "attempt-1" / "model.safetensors").read_bytes()
     assert after == before
     assert first.export_digest == "sha256:" + hashlib.sha256(after).hexdigest()
+
+
+def test_a_model_that_fails_the_export_check_is_refused_with_its_metrics_not_crashed(
+    tmp_path, termination_log, monkeypatch
+):
+    """A refusal is deterministic (the same weights fail again), so it exits with its own
+    code, never the unexplained crash the operator would retry; the attempt's metrics
+    still say what the training did, and no bundle is left half-written."""
+    monkeypatch.setattr("tailor_trainer.exporter.ONNX_TOLERANCE", -1.0)  # any gap fails
+    output = str(tmp_path / "out")
+    code, result = _train(tmp_path, str(tmp_path / "data"), output, export=True)
+    assert code == ExitCode.EXPORT_REFUSED
+    assert result.exit == "EXPORT_REFUSED"
+    assert result.stopped_by == "export"
+    assert result.reason.startswith(
+        "the export check refused the trained model: ONNX logits differ from PyTorch's by"
+    )
+    assert "top1_accuracy" in result.metrics
+    assert result.steps > 0
+    assert result.export_uri is None
+    assert result.export_digest is None
+    assert not (tmp_path / "out" / "export").exists()
+
+
+def test_a_format_that_cannot_express_the_model_refuses_the_export_command(
+    tmp_path, termination_log, monkeypatch
+):
+    output = str(tmp_path / "out")
+    code, trained = _train(tmp_path, str(tmp_path / "data"), output)
+    assert code == ExitCode.SUCCESS, trained.reason
+
+    def unsupported(*_: object) -> None:
+        raise RuntimeError("Unsupported: ONNX export of operator foo")
+
+    monkeypatch.setattr("tailor_trainer.exporter._onnx", unsupported)
+    assert main(["export", "--output", output]) == ExitCode.EXPORT_REFUSED
+    reason = AttemptResult.model_validate_json(termination_log.read_text()).reason
+    assert reason == (
+        "the export check refused the trained model: ONNX export failed: RuntimeError: "
+        "Unsupported: ONNX export of operator foo"
+    )
+
+
+@pytest.mark.parametrize("error", [MemoryError(), OSError(28, "No space left on device")])
+def test_memory_and_disk_failures_during_export_are_not_refusals(error):
+    """Another attempt may not meet them: they stay errors the operator retries."""
+
+    def failing() -> None:
+        raise error
+
+    with pytest.raises(type(error)):
+        refusing("ONNX export", failing)
 
 
 def test_exporting_before_any_evaluation_is_a_clear_error(tmp_path, termination_log):

@@ -49,6 +49,19 @@ class Diverged(AttemptEnded):
     stopped_by = "diverged"
 
 
+class ExportRefused(AttemptEnded):
+    """The trained weights cannot be exported faithfully (a format cannot express the model,
+    or its outputs differ from PyTorch's past the check's tolerance). Deterministic: another
+    attempt from the same checkpoint would be refused again, so it is never retried."""
+
+    code = ExitCode.EXPORT_REFUSED
+    stopped_by = "export"
+
+    def __init__(self, reason: str, problems: list[str] | None = None) -> None:
+        super().__init__(reason, problems)
+        self.reason = f"the export check refused the trained model: {self.reason}"
+
+
 class Interrupted(AttemptEnded):
     """SIGTERM: the checkpoint is written; another attempt will resume from it."""
 

@@ -7,10 +7,11 @@ import json
 import logging
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -18,18 +19,37 @@ from safetensors.torch import save_file
 from timm.models._hub import save_config_for_hf
 
 from tailor_trainer import checkpoint
+from tailor_trainer.errors import ExportRefused
 from tailor_trainer.model import create_model
-from tailor_trainer.storage import Storage, join
+from tailor_trainer.storage import Storage, StorageError, join
 
 log = logging.getLogger(__name__)
 
 ONNX_TOLERANCE = 1e-4
 WEIGHTS = "model.safetensors"
-FILES = (WEIGHTS, "config.json", "model.torchscript.pt", "model.onnx")
+TORCHSCRIPT = "model.torchscript.pt"
+ONNX = "model.onnx"
+FILES = (WEIGHTS, "config.json", TORCHSCRIPT, ONNX)
 
 
-class ExportError(Exception):
-    """The exported model does not reproduce the PyTorch model."""
+T = TypeVar("T")
+
+
+class ExportError(ExportRefused):
+    """The exported model does not reproduce the PyTorch model, or cannot be written."""
+
+
+def refusing(what: str, write: Callable[[], T]) -> T:
+    """Runs a format's writer; its failure (an operator the format cannot express, a
+    tracing error) refuses the export in words, rather than crashing the attempt into
+    retries that would fail the same way. Memory and the disk are not the model's fault:
+    those stay errors another attempt may not meet."""
+    try:
+        return write()
+    except (ExportRefused, MemoryError, OSError):
+        raise
+    except Exception as error:
+        raise ExportError(f"{what} failed: {type(error).__name__}: {error}") from error
 
 
 @dataclass(frozen=True)
@@ -98,11 +118,13 @@ def write_bundle(
             "crop_pct": data["crop_pct"],
         },
     )
-    _trace(model, samples[:1], folder / "model.torchscript.pt")
-    _onnx(model, samples[:2], folder / "model.onnx")
-    difference = onnx_max_difference(model, folder / "model.onnx", samples)
+    refusing("TorchScript tracing", lambda: _trace(model, samples[:1], folder / TORCHSCRIPT))
+    refusing("ONNX export", lambda: _onnx(model, samples[:2], folder / ONNX))
+    difference = onnx_max_difference(model, folder / ONNX, samples)
     if difference > ONNX_TOLERANCE:
-        raise ExportError(f"ONNX logits differ from PyTorch's by {difference:.3g}")
+        raise ExportError(
+            f"ONNX logits differ from PyTorch's by {difference:.3g} (allowed {ONNX_TOLERANCE:g})"
+        )
     check = {"samples": len(samples), "max_abs_difference": difference}
     return write_card(meta, folder, FILES, check)
 
@@ -113,17 +135,16 @@ def write_detection(
     """The detection bundle (tailor_trainer.detection.export) and its card."""
     from tailor_trainer.detection.export import FILES as DETECTION_FILES
     from tailor_trainer.detection.export import (
-        DetectionExportError,
         detector_of,
         load_detector,
         write_detection_bundle,
     )
 
     model = load_detector(meta["model"], len(meta["classes"]), weights, detector_of(meta))
-    try:
-        _, check = write_detection_bundle(model, meta, folder, samples)
-    except DetectionExportError as error:
-        raise ExportError(str(error)) from error
+    # Its check's own refusals (DetectionExportError) pass through as they are.
+    _, check = refusing(
+        "the detector's export", lambda: write_detection_bundle(model, meta, folder, samples)
+    )
     card = write_card(meta, folder, DETECTION_FILES, {"samples": len(samples), **check})
     return card
 
@@ -220,6 +241,7 @@ def export_trial(
     stored = json.loads(storage.read(join(target, "model_card.json")))
     digest = stored.get("files", {}).get(WEIGHTS)
     if digest != card["files"][WEIGHTS]:
-        raise ExportError(f"the model card stored at {target} does not name the weights written")
+        # What storage returned is not what was written: another attempt may well see it right.
+        raise StorageError(f"the model card stored at {target} does not name the weights written")
     log.info("exported %s (step %s) to %s", meta["model"], meta["step"], target)
     return Exported(target, digest)

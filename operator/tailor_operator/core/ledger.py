@@ -49,6 +49,7 @@ _EXIT_OUTCOMES = {
     ExitCode.BUDGET_NOT_ENOUGH: Outcome.BUDGET_NOT_ENOUGH,
     ExitCode.DIVERGED: Outcome.DIVERGED,
     ExitCode.INVALID_CONFIG: Outcome.INVALID_CONFIG,
+    ExitCode.EXPORT_REFUSED: Outcome.EXPORT_REFUSED,
 }
 _STOP_OUTCOMES = {
     StopRequest.ALLOWANCE_EXCEEDED: Outcome.STOPPED_AT_ALLOWANCE,
@@ -82,6 +83,11 @@ WHY = {
         "try a smaller batch_size, input_size or model"
     ),
     Outcome.INVALID_CONFIG: "waived: the trainer refused the job's configuration",
+    Outcome.EXPORT_REFUSED: (
+        "waived: the trained model failed the export's own check, the system's fault and "
+        "not the job's; the trial ends without a model (the same weights would be refused "
+        "again, so it is not retried)"
+    ),
     Outcome.DATASET_NOT_FOUND: "waived: the dataset could not be read",
     Outcome.DATASET_CORRUPT: "waived: the dataset is invalid",
     Outcome.BUDGET_NOT_ENOUGH: "waived: the budget cannot pay for a useful search",

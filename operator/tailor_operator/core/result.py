@@ -152,5 +152,19 @@ def conclude(draft: Draft, done: StopReason | None) -> None:
     else:
         draft.fail(
             FailureReason.NO_MODEL_EXPORTED,
-            f"no trial wrote an exported model; {charged} GPU-hours charged. " + _details(tried),
+            f"no trial wrote an exported model; {charged} GPU-hours charged. "
+            + _refused(tried)
+            + _details(tried),
         )
+
+
+def _refused(tried: list[TrialStatus]) -> str:
+    """Trials whose trained model the export check refused: the product's fault, said so."""
+    names = [t.name for t in tried if t.outcome == Outcome.EXPORT_REFUSED]
+    if not names:
+        return ""
+    return (
+        f"The export check refused the trained model of {', '.join(names)} (a fault of "
+        f"Tailor's exporter, not of the data; waived, not charged): the trial's log shows "
+        f"why. "
+    )

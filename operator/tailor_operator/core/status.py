@@ -51,6 +51,7 @@ class Outcome(StrEnum):
     OOM_KILLED = "OOMKilled"  # a configuration the search chose
     OOM_KILLED_USER_CONFIG = "OOMKilledUserConfig"  # a configuration the user chose
     INVALID_CONFIG = "InvalidConfig"  # the trainer refused the job's own configuration
+    EXPORT_REFUSED = "ExportRefused"  # the trained model failed the export's check
     RETRYABLE = "Retryable"
     CRASHED = "Crashed"
     LOST = "Lost"

@@ -15,6 +15,7 @@ def test_permanent_failures_are_exactly_the_ones_a_retry_would_repeat():
         ExitCode.DATASET_NOT_FOUND,
         ExitCode.BUDGET_NOT_ENOUGH,
         ExitCode.DIVERGED,
+        ExitCode.EXPORT_REFUSED,
         ExitCode.INVALID_CONFIG,
     }
 

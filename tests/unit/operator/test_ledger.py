@@ -30,6 +30,7 @@ def end(code: int, reason: str = "Error") -> ContainerEnd:
         (end(67), None, None, False, Outcome.BUDGET_NOT_ENOUGH),
         (end(68), None, None, False, Outcome.DIVERGED),
         (end(68), StopRequest.ALLOWANCE_EXCEEDED, None, False, Outcome.DIVERGED),
+        (end(70), None, None, False, Outcome.EXPORT_REFUSED),
         (end(143), StopRequest.ALLOWANCE_EXCEEDED, None, False, Outcome.STOPPED_AT_ALLOWANCE),
         (end(75), StopRequest.EARLY_STOPPED, None, False, Outcome.EARLY_STOPPED),
         (end(143), StopRequest.CANCELLED, None, False, Outcome.CANCELLED),
@@ -77,6 +78,7 @@ def record(**fields) -> AttemptRecord:
         (Outcome.DIVERGED, 100, 300, 30),
         (Outcome.STOPPED_AT_ALLOWANCE, 400, 1000, 230),  # capped at the allowance
         (Outcome.EVICTED, 100, 0, 330),
+        (Outcome.EXPORT_REFUSED, 100, 0, 330),  # the system's exporter failed, not the job
         (Outcome.CRASHED, 0, 0, 30),
     ],
 )

@@ -89,6 +89,39 @@ def test_a_configuration_the_trainer_refuses_fails_the_job_as_invalid_spec(where
     assert status.budget.charged_gpu_seconds == 0  # the SPEC: not charged
 
 
+def test_a_model_the_export_check_refuses_is_waived_not_retried_and_named() -> None:
+    """The trainer's exporter failed, not the user: nothing is charged, the same weights
+    are not trained again five times, and the job says whose fault it was."""
+    sim = Sim()
+    validated(sim)
+    (name,) = sim.pod_names("t0")
+    sim.run(name, "gpu-a", 10)
+    refused = AttemptResult(
+        exit="EXPORT_REFUSED",
+        reason="the export check refused the trained model: ONNX logits differ from "
+        "PyTorch's by 0.3 (allowed 0.0001)",
+        metrics={"top1_accuracy": 0.8},
+        primary_metric="top1_accuracy",
+    ).to_termination_message()
+    sim.finish(name, int(ExitCode.EXPORT_REFUSED), 100, message=refused)
+    sim.step(101)
+    sim.step(1000)  # long past any backoff
+    status = sim.status
+    (record,) = status.trials[0].attempts
+    assert (record.outcome, record.billing) == (Outcome.EXPORT_REFUSED, Billing.WAIVED)
+    assert record.charged_gpu_seconds == 0
+    assert sim.pod_names("t0") == [name]  # never retried
+    trial = status.trials[0]
+    assert trial.state == TrialState.FAILED
+    assert "ONNX logits differ from PyTorch's by 0.3" in trial.message
+    assert trial.metrics == {}  # nothing delivered: no number to show
+    assert (status.phase, status.reason) == (JobPhase.FAILED, "NoModelExported")
+    assert "export check refused the trained model of t0" in status.message
+    assert "not charged" in status.message
+    assert status.budget.charged_gpu_seconds == 0
+    assert_ledger_sane(sim)
+
+
 def test_waived_attempts_of_a_job_are_bounded() -> None:
     sim = Sim(policy=replace(POLICY, max_attempts=10, max_waived_attempts=2))
     validated(sim)

@@ -93,6 +93,7 @@ def test_retry_decisions(
         Outcome.INVALID_CONFIG,
         Outcome.DATASET_CORRUPT,
         Outcome.DIVERGED,
+        Outcome.EXPORT_REFUSED,  # the same weights would be refused again
         Outcome.CANCELLED,
     ],
 )

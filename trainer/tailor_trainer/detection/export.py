@@ -27,6 +27,7 @@ from safetensors.torch import save_file
 
 from tailor_trainer.detection.metrics import ImageBoxes, detection_metrics
 from tailor_trainer.detection.model import Detector, postprocess
+from tailor_trainer.errors import ExportRefused
 
 SCORE_TOLERANCE = 1e-4
 BOX_TOLERANCE = 1e-2  # pixels
@@ -40,7 +41,7 @@ FILES = ("model.safetensors", "config.json", "model.torchscript.pt", "model.onnx
 OUTPUTS = ["boxes", "scores"]
 
 
-class DetectionExportError(Exception):
+class DetectionExportError(ExportRefused):
     """The exported detector does not reproduce the PyTorch one."""
 
 

@@ -33,7 +33,7 @@ from tailor_operator.core.search.space import (
     build_space,
     config_of,
 )
-from tailor_operator.core.search.stopping import is_perfect, plateaued
+from tailor_operator.core.search.stopping import converged, plateaued
 from tailor_operator.core.status import StopReason, StopRequest, TrialState
 
 EPSILON = 1e-6
@@ -278,7 +278,8 @@ class SearchRound:
     def _stop(self) -> StopReason | None:
         if not self._beats_references():
             return None
-        perfect = any(is_perfect(r.value or 0.0, self.sign) for r in self.history)
+        scored_on = self.selection.evaluated_on or 0
+        perfect = any(converged(r.value or 0.0, self.sign, scored_on) for r in self.history)
         stopped = any(
             r.stop_requested == StopRequest.EARLY_STOPPED
             for t in self.view.trials
