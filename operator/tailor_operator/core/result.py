@@ -95,6 +95,9 @@ def _succeed(draft: Draft, candidates: list[TrialStatus], stop: StopReason) -> N
     status.completion_time = draft.now
 
 
+PERFECT = 1e-9
+
+
 def _below_references(draft: Draft, metric: str, value: float | None) -> str:
     """What the job's message adds when its model is no better than what needs little
     or no learning (the majority class, the pixel reference): the user should know."""
@@ -111,6 +114,13 @@ def _below_references(draft: Draft, metric: str, value: float | None) -> str:
         reference = f"a logistic regression on 16x16 thumbnails of the images ({floor:.4g})"
     else:
         reference = f"always answering the most common class ({floor:.4g})"
+    if value >= 1.0 - PERFECT:
+        # Both perfect: the split cannot tell them apart, which says nothing against the model.
+        images = split_images(facts)[1]
+        return (
+            f"; {reference} is perfect on the evaluation split too: its {images} images are "
+            f"too few to tell them apart, a larger evaluation split would say how good it is"
+        )
     return (
         f"; no better than {reference} on the evaluation split: more labelled images, or a "
         f"catalogued backbone that suits them, would help"

@@ -383,6 +383,24 @@ def test_a_model_no_better_than_the_references_says_so(
         assert "more labelled images" in status.message
 
 
+def test_a_perfect_model_tied_with_a_perfect_reference_is_not_called_no_better():
+    """`make demo`: 20 of 20 for the model and for the pixel reference on 20 images. The
+    split cannot tell them apart; telling the user their perfect model needs more images
+    would be wrong, so the message says what the tie means."""
+    sim = Sim()
+    validated(sim, facts=FACTS.model_copy(update={"pixel_reference": 1.0}))
+    (trial_pod,) = sim.pod_names("t0")
+    sim.run(trial_pod, "gpu-a", 10)
+    sim.finish(trial_pod, 0, 110, message=result(top1=1.0))
+    sim.step(111)
+    status = sim.status
+    assert status.phase == JobPhase.SUCCEEDED
+    assert "no better than" not in status.message
+    assert "more labelled images" not in status.message
+    assert "is perfect on the evaluation split too" in status.message
+    assert "too few to tell them apart" in status.message
+
+
 def test_a_detector_that_detects_nothing_says_so_in_detection_words():
     """Detection's reference is detecting nothing (map 0), not the majority class."""
     sim = Sim(task="detection")
