@@ -15,6 +15,7 @@ from tailor_operator.core.draft import Draft
 from tailor_operator.core.ledger import hours
 from tailor_operator.core.retries import RETRIED
 from tailor_operator.core.search.references import reference_floor
+from tailor_operator.core.search.stopping import is_perfect
 from tailor_operator.core.status import (
     AttemptRecord,
     BestTrial,
@@ -95,9 +96,6 @@ def _succeed(draft: Draft, candidates: list[TrialStatus], stop: StopReason) -> N
     status.completion_time = draft.now
 
 
-PERFECT = 1e-9
-
-
 def _below_references(draft: Draft, metric: str, value: float | None) -> str:
     """What the job's message adds when its model is no better than what needs little
     or no learning (the majority class, the pixel reference): the user should know."""
@@ -114,7 +112,7 @@ def _below_references(draft: Draft, metric: str, value: float | None) -> str:
         reference = f"a logistic regression on 16x16 thumbnails of the images ({floor:.4g})"
     else:
         reference = f"always answering the most common class ({floor:.4g})"
-    if value >= 1.0 - PERFECT:
+    if is_perfect(value, 1.0):
         # Both perfect: the split cannot tell them apart, which says nothing against the model.
         images = split_images(facts)[1]
         return (
