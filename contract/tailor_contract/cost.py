@@ -21,6 +21,7 @@ from tailor_contract.detection_cost import (
     detection_min_epochs,
 )
 from tailor_contract.documents import DatasetFacts, GivenTrial
+from tailor_contract.hyperparameters import Hyperparameters
 
 # Re-exported: the ladders are a table of their own (ladders.py).
 from tailor_contract.ladders import BACKBONES as BACKBONES
@@ -264,14 +265,28 @@ def given_trial_gpu_seconds(
     task: Task = "classification",
 ) -> float:
     """The shortest useful training of one listed trial: its model, side and GPUs, for
-    the epochs a useful fine-tune (with weights) or training from scratch needs. A
-    detection trial without input_size trains at the trainer's default side."""
+    the epochs a useful fine-tune (with weights) or training from scratch needs, or
+    fewer when the trial itself asks for fewer (its epochs or max_steps: it will run no
+    more, so the budget need not pay for more). A detection trial without input_size
+    trains at the trainer's default side."""
     train, _ = split_images(facts)
-    epochs, _ = epoch_range(train, trial.pretrained is not None, task)
+    useful, _ = epoch_range(train, trial.pretrained is not None, task)
+    epochs = min(useful, planned_epochs(trial, train))
     fallback = DETECTION_DEFAULT_SIDE if task == "detection" else default_input_side(facts)
     side = trial.input_size or fallback
     backbone = find_backbone(trial.model, task)
     return attempt_gpu_seconds(facts, backbone, epochs, side, trial.gpus, cost, task)
+
+
+def planned_epochs(trial: GivenTrial, train_images: int) -> float:
+    """The epochs a listed trial runs: its own (the trainer's default when unset),
+    fewer when its max_steps ends it sooner."""
+    fields = Hyperparameters.model_fields
+    epochs = float(trial.epochs if trial.epochs is not None else fields["epochs"].default)
+    if trial.max_steps is not None and train_images > 0:
+        batch = trial.batch_size or int(fields["batch_size"].default)
+        epochs = min(epochs, trial.max_steps * batch * trial.gpus / train_images)
+    return epochs
 
 
 def minimum_given_trials_gpu_seconds(

@@ -48,6 +48,9 @@ class GivenTrial(_Document):
     pretrained: str | None = Field(default=None, description="URI of safetensors weights")
     gpus: int = Field(default=1, ge=1)
     input_size: int | None = Field(default=None, gt=0, description="its input_size, if set")
+    epochs: float | None = Field(default=None, gt=0, description="its epochs, if set")
+    max_steps: int | None = Field(default=None, ge=1, description="its max_steps, if set")
+    batch_size: int | None = Field(default=None, ge=1, description="its batch_size, if set")
 
 
 class TrialConfig(_Document):

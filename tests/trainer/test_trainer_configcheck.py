@@ -2,6 +2,8 @@
 the models the spec names exist, listed weights are readable, and a budget is checked
 against the listed trials, not against a search that will not run."""
 
+from typing import Any
+
 import pytest
 
 from tailor_contract import (
@@ -12,7 +14,11 @@ from tailor_contract import (
     GivenTrial,
     TrialConfig,
 )
-from tailor_contract.cost import minimum_given_trials_gpu_seconds, minimum_search_gpu_seconds
+from tailor_contract.cost import (
+    epoch_range,
+    minimum_given_trials_gpu_seconds,
+    minimum_search_gpu_seconds,
+)
 from tailor_trainer.cli import main
 from tailor_trainer.storage import Storage
 from tailor_trainer.validate import ValidateOptions, validate
@@ -99,3 +105,25 @@ def test_a_budget_that_pays_the_listed_trials_passes_validation(local_dataset):
     short = _check(local_dataset.annotations, given_trials=given, budget_gpu_seconds=budget / 2)
     assert short.code == ExitCode.BUDGET_NOT_ENOUGH
     assert "the 1 listed trials" in short.result.reason
+
+
+def test_a_listed_trial_that_asks_for_less_than_a_useful_training_is_priced_at_what_it_asks():
+    """A user's quick trial (few epochs, or max_steps) runs no longer than that: a
+    budget that pays for it is enough, though it would not pay for a useful training."""
+    facts = DatasetFacts(images=20000, classes=10, mean_width=224, mean_height=224, digest="d")
+    train = 16000  # a fifth held out to evaluate on
+
+    def price(**asked: Any) -> float:
+        return minimum_given_trials_gpu_seconds(facts, [GivenTrial(model="resnet50", **asked)])
+
+    useful_epochs, _ = epoch_range(train, pretrained=False)
+    useful = price()
+    fixed = price(max_steps=1, batch_size=1)  # one image: the attempt's fixed costs
+    assert price(epochs=100) == useful  # asking for more: the floor is a useful training
+    one_epoch = price(epochs=1)
+    assert one_epoch - fixed == pytest.approx((useful - fixed) / useful_epochs, rel=0.01)
+    # 50 steps of 64 images: a fifth of an epoch; on 2 GPUs, 25 steps see as many images
+    assert price(max_steps=50, batch_size=64) - fixed == pytest.approx(
+        0.2 * (one_epoch - fixed), rel=0.02
+    )
+    assert price(max_steps=25, batch_size=64, gpus=2) > price(max_steps=50, batch_size=64)

@@ -273,7 +273,8 @@ def _validate_dataset(storage: Storage, options: ValidateOptions) -> ValidationR
             f"budget of {options.budget_gpu_seconds:g} GPU-seconds is below the estimated "
             f"minimum of {estimate:g} GPU-seconds for this dataset"
             + (
-                f" (a useful training of each of the {len(options.given_trials)} listed trials)"
+                f" (the {len(options.given_trials)} listed trials as they will run: their "
+                "epochs or max_steps, at most a useful training each)"
                 if options.given_trials
                 else ""
             )

@@ -113,16 +113,31 @@ def given_trials(spec: TrainingJobSpec) -> list[GivenTrial]:
     """spec.search.trials as validation checks and prices them (the GPUs they will get)."""
     listed = []
     for trial in spec.search.trials:
-        side = trial.hyperparameters.get("input_size")
+        hp = trial.hyperparameters
         listed.append(
             GivenTrial(
                 model=trial.model,
                 pretrained=trial.pretrained,
                 gpus=trial.gpus or spec.resources.max_gpus_per_trial,
-                input_size=side if isinstance(side, int) and side > 0 else None,
+                input_size=_positive_int(hp.get("input_size")),
+                epochs=_positive_number(hp.get("epochs")),
+                max_steps=_positive_int(hp.get("max_steps")),
+                batch_size=_positive_int(hp.get("batch_size")),
             )
         )
     return listed
+
+
+# A value of the wrong type is the trainer's to refuse by name (its config check); here
+# it only goes unpriced.
+def _positive_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _positive_number(value: object) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
 
 
 def labels(job: TrainingJob, trial: str, attempt: int) -> dict[str, str]:
@@ -288,6 +303,9 @@ def pod(job: TrainingJob, record: AttemptRecord, trial: str, policy: Policy) -> 
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
             "runAsNonRoot": True,
+            # The trainer writes only to /tmp (an emptyDir: HOME, the data cache, the
+            # export's scratch) and /dev/shm; the image itself is never written.
+            "readOnlyRootFilesystem": True,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
     }

@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
-from tailor_contract import TrialConfig
+from tailor_contract import GivenTrial, TrialConfig
 from tailor_contract.cost import REFERENCE, CostModel
-from tailor_operator.core.pods import config_map, pod, trial_config
+from tailor_operator.core.pods import config_map, given_trials, pod, trial_config
 from tailor_operator.core.status import AttemptRecord, TrialStatus
 from tests.unit.operator.factories import POLICY, TABLE, UID, at, job
 
@@ -32,6 +32,8 @@ def test_the_pod_meets_the_restricted_pod_security_profile() -> None:
     assert context["allowPrivilegeEscalation"] is False
     assert context["capabilities"] == {"drop": ["ALL"]}
     assert context["runAsNonRoot"] is True
+    assert context["readOnlyRootFilesystem"] is True  # writes go to the /tmp emptyDir
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
     # restricted forbids host namespaces, host paths and privileged containers outright
     assert not {"hostNetwork", "hostPID", "hostIPC"} & set(spec)
     assert all("hostPath" not in v for v in spec["volumes"])
@@ -182,3 +184,16 @@ def test_shared_memory_is_sized_for_data_loaders(gpus: int) -> None:
     spec = pod(job(), record, "t0", POLICY)["spec"]
     shm = next(v for v in spec["volumes"] if v["name"] == "dshm")
     assert shm["emptyDir"]["medium"] == "Memory"
+
+
+def test_validation_prices_listed_trials_by_the_hyperparameters_that_bound_their_run() -> None:
+    trials = [
+        {"model": "resnet50", "hyperparameters": {"epochs": 2, "max_steps": 40, "batch_size": 16}},
+        # wrong types are the trainer's config check to refuse by name, not priced here
+        {"model": "resnet18", "gpus": 2, "hyperparameters": {"epochs": "2", "max_steps": True}},
+    ]
+    listed = given_trials(job(search={"trials": trials}).spec)
+    assert listed == [
+        GivenTrial(model="resnet50", gpus=1, epochs=2.0, max_steps=40, batch_size=16),
+        GivenTrial(model="resnet18", gpus=2),
+    ]
