@@ -27,6 +27,10 @@ class Observed:
     result: AttemptResult | None = None  # what the trainer reported, once settled
 
 
+MESSAGE_CHARS = 512
+LOG_TAIL = "its log ended: "
+
+
 def read_result(message: str) -> AttemptResult | None:
     """The trainer's result from a termination message; None for anything else (logs)."""
     text = message.strip()
@@ -84,8 +88,9 @@ def _settle_from_pod(
     message = ""
     if result is not None:
         message = result.reason
-    elif end is not None:
-        message = end.message.strip()[-512:]
+    elif end is not None and end.message.strip():
+        # No result: the kubelet's fallback, the tail of the container's log.
+        message = LOG_TAIL + end.message.strip()[len(LOG_TAIL) - MESSAGE_CHARS :]
     # Never in the future: a timestamp from another machine's clock may run ahead.
     finished = min(now, (end.finished_at if end else None) or pod.deleting_since or now)
     started = (end.started_at if end else None) or pod.started_at or record.started_at

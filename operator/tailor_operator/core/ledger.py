@@ -51,6 +51,8 @@ _EXIT_OUTCOMES = {
     ExitCode.INVALID_CONFIG: Outcome.INVALID_CONFIG,
     ExitCode.EXPORT_REFUSED: Outcome.EXPORT_REFUSED,
 }
+# The outcomes the trainer's own exit code decides: its words are the explanation.
+TRAINER_DECIDED = frozenset(_EXIT_OUTCOMES.values())
 _STOP_OUTCOMES = {
     StopRequest.ALLOWANCE_EXCEEDED: Outcome.STOPPED_AT_ALLOWANCE,
     StopRequest.EARLY_STOPPED: Outcome.EARLY_STOPPED,
@@ -136,6 +138,18 @@ def classify(
         chosen = Outcome.OOM_KILLED_USER_CONFIG if user_config else Outcome.OOM_KILLED
         return chosen, f"exit {code} (OOMKilled)"
     return Outcome.CRASHED, f"exit {code} ({describe_exit(end.exit_code)})"
+
+
+def why_it_ended(record: AttemptRecord) -> str:
+    """What a user reads about the attempt that ended a trial. The trainer's own words
+    when its exit code decided the outcome; otherwise the ledger's reason first (an
+    out-of-memory kill, a deletion: what the trainer cannot know), then what the
+    trainer last said."""
+    if record.outcome in TRAINER_DECIDED and record.message:
+        return record.message
+    if record.message:
+        return f"{record.billing_reason}; {record.message}"
+    return record.billing_reason
 
 
 def _round(value: float) -> float:

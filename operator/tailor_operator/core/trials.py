@@ -10,7 +10,7 @@ import hashlib
 from tailor_contract import AttemptResult
 from tailor_operator.core.attempts import request_stop
 from tailor_operator.core.draft import Draft
-from tailor_operator.core.ledger import DID_THE_WORK, available, hours
+from tailor_operator.core.ledger import DID_THE_WORK, available, hours, why_it_ended
 from tailor_operator.core.planner import (
     PlannerDecision,
     PlannerView,
@@ -161,7 +161,7 @@ def refresh_trial(draft: Draft, trial: TrialStatus) -> None:
         _finish_trial(trial, TrialState.SUCCEEDED, last, last.billing_reason)
         return
     if outcome not in RETRIED:
-        message = last.message or last.billing_reason
+        message = why_it_ended(last)
         if not _keep_earlier_success(trial, f"its promotion ended early: {message}"):
             _finish_trial(trial, TrialState.FAILED, last, message)
         return

@@ -38,7 +38,9 @@ def test_out_of_memory_with_the_users_own_trial_is_charged_and_not_retried() -> 
     validated(sim)
     (name,) = sim.pod_names("t0")
     sim.run(name, "gpu-a", 10)
-    sim.finish(name, 137, 70, reason="OOMKilled")
+    # A kernel OOM kill leaves no result: the kubelet's fallback message is the log's tail.
+    last_log = "INFO tailor_trainer.trial: trial t0 attempt 1: resnet18, 4 steps, batch 512"
+    sim.finish(name, 137, 70, message=last_log, reason="OOMKilled")
     sim.step(71)
     sim.step(1000)
     trial = sim.status.trials[0]
@@ -47,8 +49,14 @@ def test_out_of_memory_with_the_users_own_trial_is_charged_and_not_retried() -> 
     assert (record.outcome, record.billing) == (Outcome.OOM_KILLED_USER_CONFIG, Billing.CHARGED)
     assert record.charged_gpu_seconds == pytest.approx(60)
     assert trial.state == TrialState.FAILED
-    assert "try a smaller batch_size, input_size or model" in trial.message
+    # What to change comes first; the log's last line after it, named as such.
+    assert trial.message == (
+        "charged: out of memory with the configuration the job's spec chose; "
+        "try a smaller batch_size, input_size or model (exit 137 (OOMKilled)); "
+        f"its log ended: {last_log}"
+    )
     assert sim.status.phase == JobPhase.FAILED
+    assert "out of memory with the configuration the job's spec chose" in sim.status.message
 
 
 def test_out_of_memory_with_a_configuration_the_system_chose_is_waived_and_retried() -> None:
