@@ -266,8 +266,8 @@ def given_trial_gpu_seconds(
 ) -> float:
     """The shortest useful training of one listed trial: its model, side and GPUs, for
     the epochs a useful fine-tune (with weights) or training from scratch needs, or
-    fewer when the trial itself asks for fewer (its epochs or max_steps: it will run no
-    more, so the budget need not pay for more). A detection trial without input_size
+    fewer when the trial itself runs fewer (its epochs, or its max_steps: it will run
+    no more, so the budget need not pay for more). A detection trial without input_size
     trains at the trainer's default side."""
     train, _ = split_images(facts)
     useful, _ = epoch_range(train, trial.pretrained is not None, task)
@@ -279,14 +279,14 @@ def given_trial_gpu_seconds(
 
 
 def planned_epochs(trial: GivenTrial, train_images: int) -> float:
-    """The epochs a listed trial runs: its own (the trainer's default when unset),
-    fewer when its max_steps ends it sooner."""
+    """The epochs a listed trial runs, counted as the trainer counts its steps
+    (`tailor_trainer.data.total_steps`): its max_steps when set, whatever its epochs;
+    else its epochs (the trainer's default when unset)."""
     fields = Hyperparameters.model_fields
-    epochs = float(trial.epochs if trial.epochs is not None else fields["epochs"].default)
     if trial.max_steps is not None and train_images > 0:
         batch = trial.batch_size or int(fields["batch_size"].default)
-        epochs = min(epochs, trial.max_steps * batch * trial.gpus / train_images)
-    return epochs
+        return trial.max_steps * batch * trial.gpus / train_images
+    return float(trial.epochs if trial.epochs is not None else fields["epochs"].default)
 
 
 def minimum_given_trials_gpu_seconds(

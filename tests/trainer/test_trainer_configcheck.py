@@ -127,3 +127,6 @@ def test_a_listed_trial_that_asks_for_less_than_a_useful_training_is_priced_at_w
         0.2 * (one_epoch - fixed), rel=0.02
     )
     assert price(max_steps=25, batch_size=64, gpus=2) > price(max_steps=50, batch_size=64)
+    # max_steps decides the run, as in the trainer, even past its epochs: 1,000 steps of
+    # 64 images are 4 epochs, more than a useful training
+    assert price(epochs=1, max_steps=1000, batch_size=64) == useful
