@@ -28,6 +28,8 @@ from tailor_devcluster.demo.job import ONE_TRIAL, apply, demo_job
 from tailor_devcluster.demo.stack import prepare_namespace, upload_digits
 from tailor_devcluster.nodeconfig import CPU_SLOT_PRODUCT, REAL_NODE_LABEL
 from tailor_devcluster.waiting import eventually
+from tailor_trainer import checkpoint
+from tailor_trainer.storage import parse_s3
 from tests.chart.install import Release, create_restricted_namespace, installed
 from tests.integration.operator.conftest import GROUP, PLURAL, VERSION
 
@@ -194,16 +196,24 @@ def trainer_processes(pod: str) -> list[int]:
     return found
 
 
-def checkpointed_step(release: Release, output: str) -> int | None:
-    """The step of the trial's periodic checkpoint in MinIO, if one was written."""
+def read_object(release: Release, uri: str) -> bytes | None:
+    """An object in MinIO, None while there is none."""
     assert release.kube.s3 is not None
-    bucket, _, prefix = output.removeprefix("s3://").partition("/")
     s3 = release.kube.s3.client()
+    where = parse_s3(uri)
     try:
-        body = s3.get_object(Bucket=bucket, Key=f"{prefix}trials/t0/checkpoints/last.pt")
+        body: bytes = s3.get_object(Bucket=where.bucket, Key=where.key)["Body"].read()
     except s3.exceptions.NoSuchKey:
         return None
-    state = torch.load(io.BytesIO(body["Body"].read()), map_location="cpu", weights_only=False)
+    return body
+
+
+def checkpointed_step(release: Release, output: str) -> int | None:
+    """The step of the trial's periodic checkpoint in MinIO, if one was written."""
+    body = read_object(release, f"{output}trials/t0/{checkpoint.LAST}")
+    if body is None:
+        return None
+    state = torch.load(io.BytesIO(body), map_location="cpu", weights_only=False)
     return int(state["books"]["step"])
 
 
@@ -254,13 +264,10 @@ def test_a_trainer_that_outlives_its_grace_period_is_killed_and_resumes_from_its
     assert time.monotonic() - evicted >= GRACE_SECONDS
     assert (second["outcome"], second["billing"]) == ("Completed", "Charged")
 
-    assert release.kube.s3 is not None
-    s3 = release.kube.s3.client()
-    bucket, _, prefix = output.removeprefix("s3://").partition("/")
-    results = f"{prefix}trials/t0/results/"
-    names = [e["Key"] for e in s3.list_objects_v2(Bucket=bucket, Prefix=results)["Contents"]]
-    assert f"{results}attempt-1.json" not in names  # SIGKILL: nothing written at the end
-    body = s3.get_object(Bucket=bucket, Key=f"{results}attempt-2.json")["Body"].read()
+    results = f"{output}trials/t0/results/"
+    assert read_object(release, f"{results}attempt-1.json") is None  # SIGKILL: no result
+    body = read_object(release, f"{results}attempt-2.json")
+    assert body is not None
     resumed = json.loads(body)["result"]
     assert resumed["resumed_from_step"] == step
     assert resumed["stopped_by"] == "completed"
