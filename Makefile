@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 GO_TOOLS := kubernetes etcd kwok minio helm kstatus
-# A real node's binaries (containerd, runc, CNI plugins, kubelet): opt-in, `make node-tools`.
-NODE_TOOLS := containerd runc cni-plugins kubelet
+# A real node's binaries (containerd, runc, CNI plugins, kubelet; a Prometheus with
+# Kubernetes discovery): opt-in, `make node-tools`.
+NODE_TOOLS := containerd runc cni-plugins kubelet prometheus
 PYTEST_ARGS ?=
 
 .PHONY: help venv tools node-tools images trainer-image test test-real-node test-unit test-integration lint cluster-up cluster-down install-crds run bench clean demo
@@ -71,6 +72,9 @@ cluster-down: venv  ## stop every process cluster-up started
 
 demo: venv  ## the main job here: a few digits per class and a budget, a searched model in use
 	@hack/system-packages.sh demo
+	@# As root the pods run in containers on a real kubelet: its binaries and Debian
+	@# packages first (cached once built); otherwise on the node agent.
+	@if [[ $$(id -u) == 0 ]]; then $(MAKE) --no-print-directory node-tools; fi
 	$(PY) -m tailor_devcluster.demo
 
 install-crds: tools  ## apply crds/ to the cluster in $KUBECONFIG (source .tailor/cluster.env first)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 GO_MODULES = ("kubernetes", "etcd", "kwok", "minio")
 # A real node's binaries: built only when a real node is asked for (opt-in).
-NODE_MODULES = ("containerd", "runc", "cni-plugins", "kubelet")
+NODE_MODULES = ("containerd", "runc", "cni-plugins", "kubelet", "prometheus")
 
 
 class MissingBinary(RuntimeError):
@@ -80,7 +80,9 @@ class Binaries:
 @dataclass(frozen=True)
 class NodeBinaries:
     """What a real node runs: containerd (with its runc shim and ctr), runc, the CNI
-    plugins (a folder containerd is pointed at), the kubelet and kube-proxy."""
+    plugins (a folder containerd is pointed at), the kubelet and kube-proxy; and a
+    Prometheus with Kubernetes service discovery (Debian's is built without it), which
+    scrapes the pods on the node the way a cluster's Prometheus finds them."""
 
     containerd: Path
     ctr: Path
@@ -88,6 +90,7 @@ class NodeBinaries:
     cni_dir: Path
     kubelet: Path
     kube_proxy: Path
+    prometheus: Path
 
     @classmethod
     def locate(cls) -> "NodeBinaries":
@@ -99,6 +102,7 @@ class NodeBinaries:
             cni_dir=folders["cni-plugins"],
             kubelet=folders["kubelet"] / "kubelet",
             kube_proxy=folders["kubelet"] / "kube-proxy",
+            prometheus=folders["prometheus"] / "prometheus",
         )
         for binary in (
             found.containerd,
@@ -111,6 +115,7 @@ class NodeBinaries:
             found.cni_dir / "portmap",
             found.kubelet,
             found.kube_proxy,
+            found.prometheus,
         ):
             if not binary.is_file():
                 raise MissingBinary(f"expected binary {binary} is missing; delete its cache folder")

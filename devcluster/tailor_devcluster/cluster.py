@@ -5,13 +5,13 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 
 from kubernetes import client, config
 
-from tailor_devcluster.binaries import Binaries
+from tailor_devcluster.binaries import Binaries, NodeBinaries
 from tailor_devcluster.controlplane import (
     LOOPBACK,
     NODE_MONITOR_GRACE_SECONDS,
@@ -155,6 +155,9 @@ class LocalCluster:
         )
 
     def _start_prometheus(self, binaries: Binaries) -> None:
+        if self.settings.real_nodes:
+            # One that can discover the real node's pods through the API server.
+            binaries = replace(binaries, prometheus=NodeBinaries.locate().prometheus)
         self.prometheus = start_prometheus(
             self.supervisor, binaries, self.settings.state_dir / "prometheus"
         )

@@ -31,7 +31,8 @@ HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 OPERATOR_IMAGE = "ghcr.io/tailor-dev/tailor-operator:0.1.0"
 TRAINER_IMAGE = "ghcr.io/tailor-dev/tailor-trainer:0.1.0"
 # The files docker/operator.Dockerfile and docker/trainer.Dockerfile copy (their
-# .dockerignore files keep only these).
+# .dockerignore files keep only these): an image's cache key. The trainer image holds
+# the trainer's packages only, so a change elsewhere does not cost its 6 GB rebuild.
 OPERATOR_INPUTS = (
     "pyproject.toml",
     "README.md",
@@ -41,6 +42,7 @@ OPERATOR_INPUTS = (
     "contract",
     "devcluster",
 )
+TRAINER_INPUTS = ("pyproject.toml", "requirements.lock", "trainer", "contract")
 
 # The pause process every pod's sandbox runs: waits for a signal, reaps orphans.
 _PAUSE_C = r"""
@@ -283,16 +285,17 @@ class ImageBuilder:
             )
             return self._build(PAUSE_IMAGE, containerfile, context, key, {})
 
-    def _on_base(self, dockerfile: Path, image: str) -> str:
+    def _on_base(self, dockerfile: Path, image: str, inputs: tuple[str, ...]) -> str:
         """The cache key of `dockerfile` built on the local base image (the base, the
-        Dockerfile, its ignore file and the project's inputs); when no archive has that
-        key, the base is pulled into buildah's storage, which buildah builds FROM."""
+        Dockerfile, its ignore file and the project's files it copies, `inputs`); when
+        no archive has that key, the base is pulled into buildah's storage, which
+        buildah builds FROM."""
         base = self.base_image()
         key = _digest(
             base.archive.name.encode(),
             dockerfile.read_bytes(),
             dockerfile.with_name(dockerfile.name + ".dockerignore").read_bytes(),
-            _tree_digest(repo_root(), OPERATOR_INPUTS),
+            _tree_digest(repo_root(), inputs),
         )
         if not (self.cache / f"{_slug(image)}-{key}.tar").is_file():
             _run(
@@ -305,7 +308,7 @@ class ImageBuilder:
         """docker/operator.Dockerfile, unchanged, on the local base image."""
         root = repo_root()
         dockerfile = root / "docker" / "operator.Dockerfile"
-        key = self._on_base(dockerfile, OPERATOR_IMAGE)
+        key = self._on_base(dockerfile, OPERATOR_IMAGE, OPERATOR_INPUTS)
         return self._build(OPERATOR_IMAGE, dockerfile, root, key, {"PYTHON_IMAGE": BASE_IMAGE})
 
     def trainer_image(self, guard: DiskGuard | None = None) -> BuiltImage:
@@ -314,7 +317,7 @@ class ImageBuilder:
         CUDA libraries): about 6 GB, built under a disk floor (diskguard.py)."""
         root = repo_root()
         dockerfile = root / "docker" / "trainer.Dockerfile"
-        key = self._on_base(dockerfile, TRAINER_IMAGE)
+        key = self._on_base(dockerfile, TRAINER_IMAGE, TRAINER_INPUTS)
         self.cache.mkdir(parents=True, exist_ok=True)
         guard = guard or DiskGuard(self.cache)
         return self._build(

@@ -2,12 +2,17 @@
 
 Targets are read from a file-based service discovery file, so tests and the
 operator's runner can add a target while Prometheus runs (it watches the file).
+A ServiceMonitor (the Prometheus Operator's resource, which the chart ships) becomes a
+scrape job that discovers its Service's endpoints through the API server, as the
+Prometheus Operator would configure it; Prometheus then reloads its configuration.
 """
 
 import json
+import re
 import threading
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +30,22 @@ SCRAPE_INTERVAL = "1s"
 class PrometheusServer:
     url: str
     targets_file: Path
+    config_file: Path
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def scrape_service_monitor(self, monitor: Mapping[str, Any], kubeconfig: Path) -> None:
+        """Scrape what `monitor` (a ServiceMonitor object) selects from now on, found
+        through the API server `kubeconfig` reaches; reloads Prometheus."""
+        with self._lock:
+            config = yaml.safe_load(self.config_file.read_text())
+            config["scrape_configs"] += service_monitor_jobs(monitor, kubeconfig)
+            partial = self.config_file.with_suffix(".partial")
+            partial.write_text(yaml.safe_dump(config))
+            partial.replace(self.config_file)
+            request = urllib.request.Request(f"{self.url}/-/reload", method="POST")
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                if answer.status != 200:
+                    raise RuntimeError(f"prometheus refused the reload: {answer.status}")
 
     def add_target(self, address: str, job: str, labels: dict[str, str] | None = None) -> None:
         """Scrape `address` (host:port) under `job` from now on."""
@@ -51,6 +71,68 @@ class PrometheusServer:
         with urllib.request.urlopen(f"{self.url}/api/v1/targets", timeout=5) as response:
             targets: list[dict[str, Any]] = json.load(response)["data"]["activeTargets"]
             return targets
+
+
+def _label_name(key: str) -> str:
+    """A Kubernetes label key as Prometheus's discovery spells it in meta labels."""
+    return re.sub(r"[^a-zA-Z0-9_]", "_", key)
+
+
+def service_monitor_jobs(monitor: Mapping[str, Any], kubeconfig: Path) -> list[dict[str, Any]]:
+    """One scrape job per endpoint of a ServiceMonitor: its Services' endpoint slices
+    in the namespaces it selects, kept by the Service's labels (matchLabels) and the
+    port's name, with the namespace, pod and service as labels and the Service's name
+    as the job (what the Prometheus Operator generates for the same object)."""
+    metadata, spec = monitor["metadata"], monitor["spec"]
+    namespaces = (spec.get("namespaceSelector") or {}).get("matchNames") or [metadata["namespace"]]
+    selector = (spec.get("selector") or {}).get("matchLabels") or {}
+    if set(spec.get("selector") or {}) - {"matchLabels"}:
+        raise ValueError("only a ServiceMonitor's selector.matchLabels is supported here")
+    keep_service = [
+        {
+            "source_labels": [f"__meta_kubernetes_service_label_{_label_name(key)}"],
+            "regex": re.escape(str(value)),
+            "action": "keep",
+        }
+        for key, value in sorted(selector.items())
+    ]
+    jobs = []
+    for index, endpoint in enumerate(spec["endpoints"]):
+        job: dict[str, Any] = {
+            "job_name": f"serviceMonitor/{metadata['namespace']}/{metadata['name']}/{index}",
+            "metrics_path": endpoint.get("path", "/metrics"),
+            "kubernetes_sd_configs": [
+                {
+                    "role": "endpointslice",
+                    "kubeconfig_file": str(kubeconfig),
+                    "namespaces": {"names": list(namespaces)},
+                }
+            ],
+            "relabel_configs": [
+                *keep_service,
+                {
+                    "source_labels": ["__meta_kubernetes_endpointslice_port_name"],
+                    "regex": re.escape(endpoint["port"]),
+                    "action": "keep",
+                },
+                *(
+                    {"source_labels": [f"__meta_kubernetes_{meta}"], "target_label": label}
+                    for meta, label in (
+                        ("namespace", "namespace"),
+                        ("pod_name", "pod"),
+                        ("service_name", "service"),
+                        ("service_name", "job"),
+                    )
+                ),
+            ],
+        }
+        for key, name in (("interval", "scrape_interval"), ("scrapeTimeout", "scrape_timeout")):
+            if key in endpoint:
+                job[name] = endpoint[key]
+        if endpoint.get("honorLabels"):
+            job["honor_labels"] = True
+        jobs.append(job)
+    return jobs
 
 
 def start_prometheus(
@@ -79,8 +161,9 @@ def start_prometheus(
             f"--config.file={config_file}",
             f"--storage.tsdb.path={state_dir / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
+            "--web.enable-lifecycle",  # /-/reload, for ServiceMonitors added later
             "--log.level=warn",
         ],
     )
     wait_until("prometheus /-/ready", lambda: answers_ok(f"{url}/-/ready"), 30, [process])
-    return PrometheusServer(url=url, targets_file=targets)
+    return PrometheusServer(url=url, targets_file=targets, config_file=config_file)

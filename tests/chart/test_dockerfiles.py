@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tailor_devcluster.images import OPERATOR_INPUTS, TRAINER_INPUTS
 from tests.chart.tools import ROOT
 
 DOCKER = ROOT / "docker"
@@ -134,3 +135,26 @@ def test_the_entrypoint_is_a_console_script_of_the_package(name: str, script: st
     (entrypoint,) = [a for k, a in instructions(DOCKERFILES[name]) if k == "ENTRYPOINT"]
     assert entrypoint == f'["{script}"]'
     assert f'{script} = "' in (ROOT / "pyproject.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("name", "inputs"), [("operator", OPERATOR_INPUTS), ("trainer", TRAINER_INPUTS)]
+)
+def test_an_images_cache_key_covers_exactly_the_files_it_copies(
+    name: str, inputs: tuple[str, ...]
+) -> None:
+    """tailor-cluster images rebuilds an image when its key changes: a copied file
+    missing from the key would leave a stale image; an extra one, a needless rebuild."""
+    copied = {
+        source.rstrip("/")
+        for keyword, args in instructions(DOCKERFILES[name])
+        if keyword == "COPY" and not args.startswith("--from")
+        for source in args.split()[:-1]
+    }
+    assert copied == set(inputs)
+
+
+def test_the_trainer_image_holds_only_the_trainer_and_the_contract() -> None:
+    copied = " ".join(a for k, a in instructions(DOCKERFILES["trainer"]) if k == "COPY")
+    for elsewhere in ("operator/", "devcluster/", "README.md"):
+        assert elsewhere not in copied

@@ -1,11 +1,13 @@
 """`helm lint` and `helm template` of the chart, checked object by object."""
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tailor_devcluster.prometheus import service_monitor_jobs
 from tailor_operator.core.calibration import parse_calibration
 from tailor_operator.settings import load_settings
 from tests.chart.tools import CHART, VALUES, ToolFailed, helm, kinds, one, render
@@ -223,6 +225,28 @@ def test_the_dashboard_configmap_carries_the_grafana_sidecar_label() -> None:
     assert json.loads(dashboard["data"]["tailor.json"]) == json.loads(
         (CHART / "files" / "tailor-dashboard.json").read_text()
     )
+
+
+def test_the_service_monitor_selects_the_metrics_port_and_keeps_the_jobs_namespace() -> None:
+    """What a Prometheus Operator makes of the chart's ServiceMonitor (the same
+    translation the real Prometheus in make test-real-node scrapes by)."""
+    objects = render(VALUES / "monitoring.yaml")
+    monitor = one(objects, "ServiceMonitor")
+    (service,) = [s for s in kinds(objects, "Service") if "metrics" in s["metadata"]["name"]]
+    (job,) = service_monitor_jobs(monitor, Path("kubeconfig"))
+    keeps = {r["source_labels"][0]: r["regex"] for r in job["relabel_configs"] if "regex" in r}
+    ports = keeps.pop("__meta_kubernetes_endpointslice_port_name")
+    assert ports in {port["name"] for port in service["spec"]["ports"]}
+    # Prometheus spells a label key in its meta labels with "_" for what names cannot hold.
+    labels = {
+        "__meta_kubernetes_service_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", key): value
+        for key, value in service["metadata"]["labels"].items()
+    }
+    assert keeps  # the Service is selected by its labels, not every Service in the namespace
+    for meta, regex in keeps.items():
+        assert re.fullmatch(regex, labels[meta]), meta
+    # The series' own `namespace` (the TrainingJob's) wins over the target's.
+    assert job["honor_labels"] is True
 
 
 @pytest.mark.parametrize(

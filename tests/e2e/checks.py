@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tailor_devcluster.demo.job import summary, watch
+from tailor_devcluster.demo.job import agent_log, summary, watch
 from tailor_devcluster.demo.stack import CPU_SLOT_FACTOR
 from tailor_devcluster.nodeagent import CPU_SLOT_PRODUCT
 from tests.e2e.conftest import Demo
@@ -47,7 +47,8 @@ def held_out_digits(demo: Demo, folder: Path, count: int) -> tuple[list[str], li
 
 def wait_done(demo: Demo, namespace: str, name: str, timeout: float) -> dict[str, Any]:
     api = client.CustomObjectsApi(demo.cluster.api_client())
-    job = watch(api, namespace, name, demo.cluster.agent_state_dir, log.info, timeout, 3.0)
+    read_log = agent_log(demo.cluster.agent_state_dir)
+    job = watch(api, namespace, name, read_log, log.info, timeout, 3.0)
     for line in summary(job):
         log.info(line)
     return job

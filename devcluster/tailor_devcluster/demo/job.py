@@ -2,10 +2,11 @@
 
 Progress lines come from the job's status (state, trials, GPU-seconds of the
 budget, best metric) and the running trainer's own last progress line, read from
-the node agent's log of its pod.
+its pod's log (`kubectl logs` on a real node, the node agent's file otherwise).
 """
 
 import copy
+import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -108,21 +109,48 @@ def _running_best(trials: list[Mapping[str, Any]]) -> str | None:
     return f"top1_accuracy={value:.4g} ({name})"
 
 
-def trainer_progress(agent_dir: Path, job: Mapping[str, Any]) -> str | None:
+PROGRESS = re.compile(r"epoch [0-9.]+ step \d+/\d+ [^\n]*")
+PodLog = Callable[[str], str]  # a pod's name -> its container's log so far ("" if none)
+
+
+def agent_log(agent_dir: Path) -> PodLog:
+    """Pod logs from the node agent's folders."""
+
+    def read(pod: str) -> str:
+        logs = (agent_dir / "pods").glob(f"*_{pod}_*/container.log")
+        return "\n".join(log.read_text(errors="replace") for log in logs)
+
+    return read
+
+
+def kubelet_log(core: client.CoreV1Api, namespace: str, tail: int = 50) -> PodLog:
+    """Pod logs through the API server and the kubelet, as `kubectl logs` reads them."""
+
+    def read(pod: str) -> str:
+        try:
+            # Raw bytes: the client's own decoding returns the text with its newlines
+            # escaped, as one line.
+            answer = core.read_namespaced_pod_log(
+                pod, namespace, tail_lines=tail, _preload_content=False
+            )
+        except client.ApiException:  # not started yet, or already gone
+            return ""
+        return bytes(answer.data).decode(errors="replace")
+
+    return read
+
+
+def trainer_progress(read_log: PodLog, job: Mapping[str, Any]) -> str | None:
     """The last progress line of the job's newest running attempt, from its log."""
     for trial in reversed((job.get("status") or {}).get("trials") or []):
         for attempt in reversed(trial.get("attempts") or []):
             if attempt.get("phase") != "Running":
                 continue
-            for log in (agent_dir / "pods").glob(f"*_{attempt['pod']}_*/container.log"):
-                lines = [
-                    line
-                    for line in log.read_text(errors="replace").splitlines()
-                    if " step " in line or "evaluation" in line
-                ]
-                if lines:
-                    text = lines[-1]
-                    return f"{trial['name']}: {text.split(': ', 1)[-1][:110]}"
+            # The trainer's periodic progress lines (a few a minute); its evaluations,
+            # many more on few images, are in the job's status as they matter.
+            lines = PROGRESS.findall(read_log(attempt["pod"]))
+            if lines:
+                return f"{trial['name']}: {lines[-1][:110]}"
     return None
 
 
@@ -130,7 +158,7 @@ def watch(
     api: client.CustomObjectsApi,
     namespace: str,
     name: str,
-    agent_dir: Path,
+    read_log: PodLog,
     say: Callable[[str], None],
     timeout: float,
     interval: float = 2.0,
@@ -145,7 +173,7 @@ def watch(
             if error.status != 404:
                 raise
             job = {}
-        line = progress_line(job, trainer_progress(agent_dir, job))
+        line = progress_line(job, trainer_progress(read_log, job))
         if line != last:
             say(f"[{time.monotonic() - began:5.0f}s] {line}")
             last = line

@@ -1,6 +1,7 @@
-"""Everything the demo's job needs, on the local cluster: the node agent, the CRD, a
-calibration table pricing the agent's CPU slots, the operator (scraped by Prometheus),
-a namespace with the S3 credentials Secret, and the digits in MinIO.
+"""Everything the demo's job needs, on the local cluster: a node (a real kubelet with
+containerd, or the node agent), the CRD, a calibration table pricing the node's CPU
+slots, the operator (scraped by Prometheus), a namespace with the S3 credentials
+Secret, and the digits in MinIO.
 
 The end-to-end tests build the same stack with these functions.
 """
@@ -20,6 +21,7 @@ from kubernetes import client
 from tailor_devcluster.binaries import repo_root
 from tailor_devcluster.cluster import ClusterSettings, LocalCluster
 from tailor_devcluster.demo.digits import CocoDataset, Source, digits_coco, upload
+from tailor_devcluster.images import TRAINER_IMAGE
 from tailor_devcluster.nodeagent import CPU_SLOT_PRODUCT
 from tailor_devcluster.ports import free_port
 from tailor_devcluster.processes import ManagedProcess, wait_until
@@ -59,6 +61,12 @@ OPERATOR_SETTINGS = {
     # 0.8-1.0); the GPU prior's 1.5 would overprice the detection search here.
     "TAILOR_COST_DETECTION_OVERHEAD": "1.0",
 }
+# On a real node the pods run the trainer image loaded into its containerd; nothing
+# can be pulled here, so the kubelet must never try.
+REAL_NODE_OPERATOR_SETTINGS = {
+    "TAILOR_TRAINER_IMAGE": TRAINER_IMAGE,
+    "TAILOR_IMAGE_PULL_POLICY": "Never",
+}
 
 
 @dataclass(frozen=True)
@@ -67,8 +75,20 @@ class Operator:
     metrics_address: str  # host:port of /metrics
 
 
-def demo_settings(state_dir: Path, agent_slots: int = 1) -> ClusterSettings:
-    """No simulated kwok nodes: every pod runs for real on the node agent."""
+def demo_settings(
+    state_dir: Path, agent_slots: int = 1, real_node: bool = False
+) -> ClusterSettings:
+    """No simulated kwok nodes: every pod runs for real, in containers of the trainer
+    image on a real kubelet (root; the image last built is loaded), or as local
+    processes on the node agent. `agent_slots`: the node's CPU-backed GPU slots."""
+    if real_node:
+        return ClusterSettings(
+            state_dir=state_dir,
+            gpu_nodes=0,
+            real_nodes=1,
+            real_node_gpu_slots=agent_slots,
+            real_node_trainer=True,
+        )
     return ClusterSettings(state_dir=state_dir, gpu_nodes=0, agent_slots=agent_slots)
 
 
@@ -139,8 +159,10 @@ def start_operator(
 ) -> Operator:
     """`tailor-operator` as its own process, supervised (and stopped) with the cluster."""
     metrics, health = free_port(), free_port()
+    real_node = cluster.settings.real_nodes > 0
     env = {
         **OPERATOR_SETTINGS,
+        **(REAL_NODE_OPERATOR_SETTINGS if real_node else {}),
         "KUBECONFIG": str(cluster.kubeconfig),
         "TAILOR_CALIBRATION_CONFIGMAP": calibration,
         "TAILOR_METRICS_PORT": str(metrics),

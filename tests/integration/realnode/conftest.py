@@ -29,10 +29,11 @@ def real_node_tests_enabled() -> None:
 
 @pytest.fixture(scope="module")
 def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """The control plane and MinIO with one real node (`REAL_NODE`) and no kwok nodes."""
+    """The control plane, MinIO and Prometheus with one real node (`REAL_NODE`) and no
+    kwok nodes."""
     real_node_tests_enabled()
     state: Path = tmp_path_factory.mktemp("realnode")
-    settings = ClusterSettings(state_dir=state, gpu_nodes=0, prometheus=False, real_nodes=1)
+    settings = ClusterSettings(state_dir=state, gpu_nodes=0, real_nodes=1)
     with LocalCluster(settings) as cluster:
         yield cluster
     assert cluster.host_left == []

@@ -2,8 +2,10 @@
 the operator image (`make images`) on the real node, under Pod Security `restricted`:
 kopf in a container reaches the API server through the `kubernetes` Service, answers
 its liveness probe, elects a worker, and reconciles a TrainingJob to a validation pod
-the real kubelet tries to run. (The trainer image is not loaded into this node, so
-the validation container itself waits: ErrImageNeverPull.)"""
+the real kubelet tries to run; the real Prometheus scrapes every replica through the
+chart's ServiceMonitor (its Service's endpoints found through the API server, as the
+Prometheus Operator configures it). (The trainer image is not loaded into this node,
+so the validation container itself waits: ErrImageNeverPull.)"""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ from kubernetes import client
 
 from tailor_devcluster.cluster import LocalCluster
 from tailor_devcluster.waiting import eventually
+from tests.chart.conftest import prometheus_operator_crds
 from tests.chart.install import Release, create_restricted_namespace, installed
 from tests.integration.operator.helpers import create_job, wait_pod
 
@@ -36,10 +39,20 @@ def release(
 ) -> Iterator[Release]:
     workdir: Path = tmp_path_factory.mktemp("chart")
     create_restricted_namespace(real_cluster, TEAM)
-    # Imported into containerd by the cluster; nothing can be pulled here.
-    values = {"image": {"pullPolicy": "Never"}, "trainer": {"image": {"pullPolicy": "Never"}}}
+    for crd in prometheus_operator_crds():  # the ServiceMonitor's kind
+        real_cluster.kubectl("apply", "--server-side", "-f", str(crd))
+        real_cluster.kubectl("wait", "--for=condition=Established", "-f", str(crd))
+    values = {
+        # Imported into containerd by the cluster; nothing can be pulled here.
+        "image": {"pullPolicy": "Never"},
+        "trainer": {"image": {"pullPolicy": "Never"}},
+        "metrics": {"serviceMonitor": {"enabled": True, "interval": "2s", "scrapeTimeout": "1s"}},
+    }
     with installed(real_cluster, "tailor", "tailor-system", values, workdir) as installed_release:
         installed_release.team = TEAM
+        assert real_cluster.prometheus is not None
+        monitor = installed_release.get("servicemonitor", installed_release.fullname)
+        real_cluster.prometheus.scrape_service_monitor(monitor, real_cluster.kubeconfig)
         yield installed_release
 
 
@@ -101,6 +114,29 @@ def test_the_operator_replicas_run_as_containers_on_the_real_node(release: Relea
     assert set(registered) == {pod["metadata"]["name"] for pod in pods}
 
 
+def scraped(release: Release, promql: str) -> dict[str, str]:
+    """{pod: value} of an instant query over the replicas Prometheus scraped."""
+    assert release.kube.prometheus is not None
+    found = release.kube.prometheus.query(promql)
+    return {r["metric"].get("pod", "?"): r["value"][1] for r in found}
+
+
+def test_prometheus_scrapes_every_replica_through_the_charts_service_monitor(
+    release: Release,
+) -> None:
+    pods = {pod["metadata"]["name"] for pod in operator_pods(release)}
+    up = f'up{{namespace="{release.namespace}"}}'
+
+    def both_up() -> dict[str, str] | None:
+        found = scraped(release, up)
+        return found if set(found) == pods and set(found.values()) == {"1"} else None
+
+    eventually("Prometheus scraping both replicas", both_up, timeout=60, interval=1)
+    # Every replica's own metrics, under the operator's namespace (theirs carry none).
+    build = scraped(release, f'tailor_build_info{{namespace="{release.namespace}"}}')
+    assert set(build) == pods
+
+
 def test_the_containerised_operator_creates_a_validation_pod_the_kubelet_tries(
     release: Release, core: client.CoreV1Api, jobs_api: client.CustomObjectsApi
 ) -> None:
@@ -122,6 +158,13 @@ def test_the_containerised_operator_creates_a_validation_pod_the_kubelet_tries(
     worker, standby = by_priority(release)
     assert jobs_metric(release, worker)
     assert jobs_metric(release, standby) == []
+    # Prometheus has that count under the job's own namespace (the chart's honorLabels),
+    # not the operator's, which the dashboards and alerts would otherwise group by.
+    counted = f'tailor_trainingjobs{{namespace="{TEAM}"}} > 0'
+    found = eventually(
+        "the job counted in Prometheus", lambda: scraped(release, counted), timeout=30
+    )
+    assert set(found) == {worker}
 
 
 def test_the_standby_takes_over_when_the_worker_pod_is_deleted(

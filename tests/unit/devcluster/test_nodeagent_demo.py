@@ -9,7 +9,13 @@ import pytest
 from PIL import Image
 
 from tailor_devcluster.demo.digits import CLASS_NAMES, digits_coco, render
-from tailor_devcluster.demo.job import ONE_TRIAL, demo_job, progress_line, summary
+from tailor_devcluster.demo.job import (
+    ONE_TRIAL,
+    demo_job,
+    progress_line,
+    summary,
+    trainer_progress,
+)
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +92,37 @@ def test_progress_lines_say_state_trials_budget_and_best():
     )
     validating = job(phase="Validating", validation={"state": "Running"})
     assert progress_line(validating, None).startswith("Validating (validation Running) | trials 0")
+
+
+def test_the_trainer_progress_is_the_last_progress_line_of_the_running_attempt():
+    logs = {
+        "digits-t0-1": "INFO tailor_trainer.progress: epoch 1.00 step 5/40 loss 2.1\n",
+        "digits-t1-1": (
+            "INFO tailor_trainer.trial: trial t1 attempt 1: tf_efficientnet_lite0\n"
+            "INFO tailor_trainer.progress: epoch 2.00 step 10/40 loss 1.3 lr 0.002\n"
+            "INFO tailor_trainer.progress: evaluation at step 10: top1_accuracy 0.85\n"
+            "INFO tailor_trainer.run: saved\n"
+        ),
+    }
+    asked: list[str] = []
+
+    def read_log(pod: str) -> str:
+        asked.append(pod)
+        return logs.get(pod, "")
+
+    running = job(
+        phase="Training",
+        trials=[
+            {"name": "t0", "attempts": [{"pod": "digits-t0-1", "phase": "Finished"}]},
+            {"name": "t1", "attempts": [{"pod": "digits-t1-1", "phase": "Running"}]},
+        ],
+    )
+    assert trainer_progress(read_log, running) == "t1: epoch 2.00 step 10/40 loss 1.3 lr 0.002"
+    assert asked == ["digits-t1-1"]  # a finished attempt's log is not read
+    starting = job(
+        trials=[{"name": "t2", "attempts": [{"pod": "digits-t2-1", "phase": "Running"}]}]
+    )
+    assert trainer_progress(read_log, starting) is None
 
 
 def test_the_summary_gives_metrics_and_the_ledger():

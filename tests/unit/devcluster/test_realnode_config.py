@@ -30,6 +30,7 @@ def binaries(tmp_path: Path) -> NodeBinaries:
         cni_dir=tmp_path / "cni",
         kubelet=tmp_path / "bin" / "kubelet",
         kube_proxy=tmp_path / "bin" / "kube-proxy",
+        prometheus=tmp_path / "prometheus" / "prometheus",
     )
 
 
