@@ -37,6 +37,13 @@ ENDS_THE_JOB = {
 }
 
 
+# Out-of-memory kills of a configuration the search chose, in a row, after which the
+# trial ends (waived): one retry, since the kubelet's OOMKilled does not tell the pod's
+# own limit from a node out of memory (which another attempt may not meet), but the
+# same configuration killed again would be killed every time.
+SEARCH_OOM_KILLS = 2
+
+
 def backoff_seconds(failures: int, base: float, cap: float) -> float:
     """Delay after the n-th failure in a row: base, 2*base, 4*base, ... at most cap."""
     if failures < 1:
@@ -56,6 +63,15 @@ def waived_attempts(records: Iterable[AttemptRecord]) -> int:
     return sum(1 for r in records if r.final and r.billing == Billing.WAIVED)
 
 
+def _ooms_in_a_row(attempts: Sequence[AttemptRecord]) -> int:
+    count = 0
+    for record in reversed(attempts):
+        if record.outcome != Outcome.OOM_KILLED:
+            break
+        count += 1
+    return count
+
+
 @dataclass(frozen=True)
 class Retry:
     """Start another attempt now; or at `wait_until`; or never, because `gave_up`."""
@@ -72,6 +88,14 @@ def decide(
     last = attempts[-1]
     if last.outcome not in RETRIED:
         return Retry(gave_up=f"{last.outcome.value if last.outcome else 'unknown'} is not retried")
+    if last.outcome == Outcome.OOM_KILLED and _ooms_in_a_row(attempts) >= SEARCH_OOM_KILLS:
+        return Retry(
+            gave_up=(
+                f"gave up after {SEARCH_OOM_KILLS} out-of-memory kills in a row: the "
+                f"configuration the search chose does not fit the pod's memory "
+                f"(TAILOR_MEMORY_GIB_PER_GPU); not charged (last: {last.billing_reason})"
+            )
+        )
     if len(attempts) >= policy.max_attempts:
         return Retry(
             gave_up=(

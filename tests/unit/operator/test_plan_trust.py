@@ -72,6 +72,29 @@ def test_out_of_memory_with_a_configuration_the_system_chose_is_waived_and_retri
     assert len(sim.pod_names("t0")) == 2
 
 
+def test_a_configuration_the_system_chose_killed_for_memory_again_ends_the_trial_uncharged() -> (
+    None
+):
+    sim = Sim()
+    validated(sim)
+    (first,) = sim.pod_names("t0")
+    sim.run(first, "gpu-a", 10)
+    sim.finish(first, 137, 70, reason="OOMKilled")
+    sim.step(71)
+    sim.step(90)
+    second = sim.pod_names("t0")[-1]
+    sim.run(second, "gpu-a", 95)
+    sim.finish(second, 137, 150, reason="OOMKilled")
+    for now in (151, 200, 400):  # past any backoff: no third attempt comes
+        sim.step(now)
+    assert len(sim.pod_names("t0")) == 2
+    trial = sim.status.trials[0]
+    assert [a.outcome for a in trial.attempts] == [Outcome.OOM_KILLED, Outcome.OOM_KILLED]
+    assert {a.billing for a in trial.attempts} == {Billing.WAIVED}
+    assert trial.charged_gpu_seconds == 0
+    assert "gave up after 2 out-of-memory kills in a row" in (trial.message or "")
+
+
 @pytest.mark.parametrize("where", ["validate", "t0"])
 def test_a_configuration_the_trainer_refuses_fails_the_job_as_invalid_spec(where: str) -> None:
     sim = Sim()

@@ -106,6 +106,25 @@ def test_what_a_user_did_or_another_attempt_would_repeat_is_never_retried(
     assert outcome.value in decision.gave_up
 
 
+def test_a_search_chosen_configuration_killed_for_memory_twice_in_a_row_is_not_retried() -> None:
+    # Once may be the node (SPEC's system OOM); twice, the configuration itself.
+    assert decide([record(1, Outcome.OOM_KILLED)], POLICY, at(1000), 1).now
+    twice = [record(1, Outcome.OOM_KILLED), record(2, Outcome.OOM_KILLED)]
+    decision = decide(twice, POLICY, at(1000), 2)
+    assert not decision.now
+    assert decision.wait_until is None
+    assert decision.gave_up.startswith("gave up after 2 out-of-memory kills in a row")
+    assert "TAILOR_MEMORY_GIB_PER_GPU" in decision.gave_up
+    assert "OOMKilled happened" in decision.gave_up
+    # Not in a row: an eviction between them leaves the OOM a first one again.
+    apart = [
+        record(1, Outcome.OOM_KILLED),
+        record(2, Outcome.EVICTED),
+        record(3, Outcome.OOM_KILLED),
+    ]
+    assert decide(apart, replace(POLICY, max_attempts=5), at(1000), 3).now
+
+
 def test_the_attempt_limit_counts_the_rung() -> None:
     rung = [record(i, Outcome.EVICTED) for i in (1, 2, 3)]
     decision = decide(rung, POLICY, at(1000), 3)
