@@ -39,9 +39,7 @@ class PrometheusServer:
         with self._lock:
             config = yaml.safe_load(self.config_file.read_text())
             config["scrape_configs"] += service_monitor_jobs(monitor, kubeconfig)
-            partial = self.config_file.with_suffix(".partial")
-            partial.write_text(yaml.safe_dump(config))
-            partial.replace(self.config_file)
+            _replace(self.config_file, yaml.safe_dump(config))
             request = urllib.request.Request(f"{self.url}/-/reload", method="POST")
             with urllib.request.urlopen(request, timeout=10) as answer:
                 if answer.status != 200:
@@ -52,10 +50,7 @@ class PrometheusServer:
         with self._lock:
             groups: list[dict[str, Any]] = json.loads(self.targets_file.read_text())
             groups.append({"targets": [address], "labels": {"job": job, **(labels or {})}})
-            # Write-then-rename: Prometheus must never read a half-written file.
-            partial = self.targets_file.with_suffix(".partial")
-            partial.write_text(json.dumps(groups, indent=1))
-            partial.replace(self.targets_file)
+            _replace(self.targets_file, json.dumps(groups, indent=1))
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         """The result vector of an instant query."""
@@ -71,6 +66,13 @@ class PrometheusServer:
         with urllib.request.urlopen(f"{self.url}/api/v1/targets", timeout=5) as response:
             targets: list[dict[str, Any]] = json.load(response)["data"]["activeTargets"]
             return targets
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write-then-rename: Prometheus must never read a half-written file."""
+    partial = path.with_suffix(".partial")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def _label_name(key: str) -> str:

@@ -9,7 +9,7 @@ Outcomes in ENDS_THE_JOB are never retried: another attempt would fail the same 
 What each outcome costs is core/ledger.py's question.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -63,13 +63,14 @@ def waived_attempts(records: Iterable[AttemptRecord]) -> int:
     return sum(1 for r in records if r.final and r.billing == Billing.WAIVED)
 
 
-def _ooms_in_a_row(attempts: Sequence[AttemptRecord]) -> int:
-    count = 0
+def _in_a_row(attempts: Sequence[AttemptRecord], counts: Callable[[AttemptRecord], bool]) -> int:
+    """How many of the last attempts, back from the newest, `counts` accepts."""
+    total = 0
     for record in reversed(attempts):
-        if record.outcome != Outcome.OOM_KILLED:
+        if not counts(record):
             break
-        count += 1
-    return count
+        total += 1
+    return total
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def decide(
     last = attempts[-1]
     if last.outcome not in RETRIED:
         return Retry(gave_up=f"{last.outcome.value if last.outcome else 'unknown'} is not retried")
-    if last.outcome == Outcome.OOM_KILLED and _ooms_in_a_row(attempts) >= SEARCH_OOM_KILLS:
+    if _in_a_row(attempts, lambda r: r.outcome == Outcome.OOM_KILLED) >= SEARCH_OOM_KILLS:
         return Retry(
             gave_up=(
                 f"gave up after {SEARCH_OOM_KILLS} out-of-memory kills in a row: the "
@@ -110,11 +111,7 @@ def decide(
                 f"allowed (TAILOR_MAX_WAIVED_ATTEMPTS) (last: {last.billing_reason})"
             )
         )
-    failures = 0
-    for record in reversed(attempts):
-        if record.billing != Billing.WAIVED:
-            break
-        failures += 1
+    failures = _in_a_row(attempts, lambda r: r.billing == Billing.WAIVED)
     delay = backoff_seconds(failures, policy.backoff_base_seconds, policy.backoff_max_seconds)
     at = (last.finished_at or now) + timedelta(seconds=delay)
     return Retry(now=True) if now >= at else Retry(wait_until=at)

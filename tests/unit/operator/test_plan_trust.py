@@ -59,14 +59,21 @@ def test_out_of_memory_with_the_users_own_trial_is_charged_and_not_retried() -> 
     assert "out of memory with the configuration the job's spec chose" in sim.status.message
 
 
-def test_out_of_memory_with_a_configuration_the_system_chose_is_waived_and_retried() -> None:
-    sim = Sim()  # the simple planner's own trial
+def killed_for_memory_once() -> Sim:
+    """The simple planner's own trial (a configuration the system chose), its first
+    attempt OOM-killed, and the operator past the retry's backoff."""
+    sim = Sim()
     validated(sim)
     (name,) = sim.pod_names("t0")
     sim.run(name, "gpu-a", 10)
     sim.finish(name, 137, 70, reason="OOMKilled")
     sim.step(71)
     sim.step(90)
+    return sim
+
+
+def test_out_of_memory_with_a_configuration_the_system_chose_is_waived_and_retried() -> None:
+    sim = killed_for_memory_once()
     first = sim.status.trials[0].attempts[0]
     assert (first.outcome, first.billing) == (Outcome.OOM_KILLED, Billing.WAIVED)
     assert len(sim.pod_names("t0")) == 2
@@ -75,13 +82,7 @@ def test_out_of_memory_with_a_configuration_the_system_chose_is_waived_and_retri
 def test_a_configuration_the_system_chose_killed_for_memory_again_ends_the_trial_uncharged() -> (
     None
 ):
-    sim = Sim()
-    validated(sim)
-    (first,) = sim.pod_names("t0")
-    sim.run(first, "gpu-a", 10)
-    sim.finish(first, 137, 70, reason="OOMKilled")
-    sim.step(71)
-    sim.step(90)
+    sim = killed_for_memory_once()
     second = sim.pod_names("t0")[-1]
     sim.run(second, "gpu-a", 95)
     sim.finish(second, 137, 150, reason="OOMKilled")
