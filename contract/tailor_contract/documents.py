@@ -179,6 +179,13 @@ class DatasetFacts(_Document):
         description="top-1 on the evaluation split of a logistic regression on 16x16 "
         "thumbnails of the training split: the cheapest learner that sees the pixels",
     )
+    mirrored_pixel_reference: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="top-1 of that same regression on the evaluation images mirrored left "
+        "to right: far below pixel_reference, mirroring changes what the images show",
+    )
 
 
 class AttemptResult(_Document):

@@ -57,6 +57,13 @@ class Hyperparameters(BaseModel):
     augmentation: float = Field(
         default=0.5, ge=0, le=1, description="0 = none, 1 = strongest timm augmentation"
     )
+    hflip: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="probability that augmentation mirrors a training image left to right; "
+        "0 where mirroring changes the class (digits, text), whatever `augmentation` is",
+    )
     label_smoothing: float = Field(default=0.1, ge=0, lt=1)
     drop_path: float = Field(default=0.0, ge=0, lt=1, description="stochastic depth rate")
     grad_clip: float = Field(default=0.0, ge=0, description="max gradient norm; 0 = off")

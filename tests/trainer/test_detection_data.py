@@ -238,3 +238,17 @@ def test_the_generated_files_hold_their_boxes(tmp_path):
         assert h > 0
         assert x + w <= 96
         assert y + h <= 80
+
+
+@pytest.mark.parametrize(("hflip", "left"), [(0.0, True), (1.0, False)])
+def test_hflip_decides_whether_training_mirrors_the_image_and_its_boxes(hflip, left):
+    """`hflip` 0 (the search's choice where mirroring changes the class) never mirrors,
+    whatever the augmentation's strength; 1 always does."""
+    entry = ImageEntry(1, "x", (0,), 200, 100, (Box(5, 0, 20, 10, 50, 40),))
+    reader = cast(CachedReader, _Reader(200, 100))
+    images = DetectionImages((entry,), reader, CONFIG, True, 0.05, hflip)
+    torch.manual_seed(0)
+    for _ in range(10):
+        _, target = images[0]
+        (box,) = target["boxes"].tolist()
+        assert ((box[0] + box[2]) / 2 < 32) is left  # the box is on the left at 14 px

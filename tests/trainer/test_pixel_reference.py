@@ -13,15 +13,19 @@ from tailor_trainer.storage import Storage
 from tailor_trainer.validate import ValidateOptions, validate
 
 
-def _halves(count: int, seed: int) -> tuple[list[tuple[str, int]], dict[str, np.ndarray]]:
-    """Class 0 bright on the left, class 1 bright on the right, noise elsewhere."""
+def _halves(
+    count: int, seed: int, axis: int = 1
+) -> tuple[list[tuple[str, int]], dict[str, np.ndarray]]:
+    """Class 0 bright in the first half along `axis`, class 1 in the second, noise
+    elsewhere. axis 1: left and right (each mirror image is of the other class); axis 0:
+    top and bottom (each mirror image is of the same class)."""
     rng = np.random.default_rng(seed)
     pairs, thumbs = [], {}
     for i in range(count):
         label = i % 2
         image = rng.integers(0, 60, size=(SIDE, SIDE, 3), dtype=np.uint8)
-        columns = slice(0, SIDE // 2) if label == 0 else slice(SIDE // 2, SIDE)
-        image[:, columns] += 150
+        half = slice(0, SIDE // 2) if label == 0 else slice(SIDE // 2, SIDE)
+        image[(slice(None), half) if axis == 1 else (half,)] += 150
         key = f"{seed}-{i}"
         pairs.append((key, label))
         thumbs[key] = image
@@ -32,7 +36,12 @@ def test_a_linear_pattern_in_the_pixels_is_learned_and_labels_without_one_are_no
     train, thumbs = _halves(40, seed=0)
     evaluation, more = _halves(40, seed=1)
     thumbs |= more
-    assert pixel_reference(train, evaluation, thumbs, classes=2) == 1.0
+    scores = pixel_reference(train, evaluation, thumbs, classes=2)
+    assert scores is not None
+    assert scores.accuracy == 1.0
+    # Bright on the left mirrored is bright on the right: every mirror image is the
+    # other class, and the mirrored score says so.
+    assert scores.mirrored == 0.0
     shuffled = [
         (key, int(label))
         for (key, _), label in zip(
@@ -41,10 +50,20 @@ def test_a_linear_pattern_in_the_pixels_is_learned_and_labels_without_one_are_no
     ]
     chance = pixel_reference(shuffled, evaluation, thumbs, classes=2)
     assert chance is not None
-    assert chance < 0.8
+    assert chance.accuracy < 0.8
     # Images without a thumbnail (failed to decode) are left out; nothing left: None.
     assert pixel_reference(train, [("gone", 0)], thumbs, classes=2) is None
     assert pixel_reference([], evaluation, thumbs, classes=2) is None
+
+
+def test_a_class_that_survives_mirroring_scores_its_mirror_images_as_well():
+    train, thumbs = _halves(40, seed=0, axis=0)
+    evaluation, more = _halves(40, seed=1, axis=0)
+    thumbs |= more
+    scores = pixel_reference(train, evaluation, thumbs, classes=2)
+    assert scores is not None
+    assert scores.accuracy == 1.0
+    assert scores.mirrored >= 0.9
 
 
 def test_thumbnails_are_square_whatever_the_image_and_samples_are_stable():
@@ -102,6 +121,9 @@ def test_validation_reports_what_a_logistic_regression_on_the_pixels_scores(tmp_
     expected = float(np.mean(model.predict(eval_pixels / 16) == eval_labels))
     assert expected > 0.8
     assert facts.pixel_reference == pytest.approx(expected, abs=0.04)
+    # Mirrored, most digits are other shapes: the same fit scores far lower on them.
+    assert facts.mirrored_pixel_reference is not None
+    assert facts.mirrored_pixel_reference < facts.pixel_reference - 0.3
     # Without an evaluation file: the trainer's own split of train, scored on 20% of it.
     own = validate(Storage(), ValidateOptions(annotations=train)).result.dataset
     assert own is not None
@@ -111,6 +133,7 @@ def test_validation_reports_what_a_logistic_regression_on_the_pixels_scores(tmp_
     multilabel = validate(Storage(), ValidateOptions(annotations=train, task="multilabel"))
     assert multilabel.result.dataset is not None
     assert multilabel.result.dataset.pixel_reference is None
+    assert multilabel.result.dataset.mirrored_pixel_reference is None
 
 
 def _ids(path: str) -> list[int]:

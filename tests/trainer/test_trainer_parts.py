@@ -201,3 +201,23 @@ def test_an_unknown_model_name_is_a_config_error():
 )
 def test_loader_workers_fit_the_cpus_and_the_batches(requested, cpus, batches, expected):
     assert loader_workers(requested, cpus, batches) == expected
+
+
+@pytest.mark.parametrize(("hflip", "left_brighter"), [(0.0, True), (1.0, False)])
+def test_hflip_decides_whether_training_mirrors_an_image(hflip, left_brighter):
+    """A mild augmentation (almost no crop, no RandAugment) of an image bright on the
+    left: never mirrored with `hflip` 0, always with 1."""
+    from PIL import Image
+
+    from tailor_trainer.data import DataConfig, create_transform
+
+    pixels = np.zeros((32, 32, 3), dtype=np.uint8)
+    pixels[:, :16] = 255
+    image = Image.fromarray(pixels)
+    config = DataConfig(32, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), "bilinear", 1.0)
+    transform = create_transform(config, training=True, strength=0.05, hflip=hflip)
+    torch.manual_seed(0)
+    for _ in range(10):
+        tensor = transform(image)
+        left, right = tensor[:, :, :16].mean(), tensor[:, :, 16:].mean()
+        assert bool(left > right) is left_brighter

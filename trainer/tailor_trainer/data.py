@@ -32,8 +32,11 @@ class DataConfig:
     crop_pct: float
 
 
-def create_transform(config: DataConfig, training: bool, strength: float) -> Transform:
-    """timm's transforms; `strength` in [0, 1] scales every augmentation together."""
+def create_transform(
+    config: DataConfig, training: bool, strength: float, hflip: float = 0.5
+) -> Transform:
+    """timm's transforms; `strength` in [0, 1] scales every augmentation together but the
+    mirroring, which is `hflip`'s (a digit mirrored is not the same digit)."""
     common: dict[str, Any] = {
         "input_size": (3, config.size, config.size),
         "mean": config.mean,
@@ -49,7 +52,7 @@ def create_transform(config: DataConfig, training: bool, strength: float) -> Tra
         is_training=True,
         # Strong crops need many images to average out; keep most of the image when mild.
         scale=(max(0.08, 1.0 - 0.92 * strength), 1.0),
-        hflip=0.5,
+        hflip=hflip,
         color_jitter=0.4 * strength,
         auto_augment=f"rand-m{round(9 * strength)}-mstd0.5-inc1" if strength >= 0.3 else None,
         re_prob=0.25 * strength if strength >= 0.6 else 0.0,

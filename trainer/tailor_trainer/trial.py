@@ -208,8 +208,8 @@ def build_trial(config: TrialConfig, hp: Hyperparameters, world: World, storage:
     def images(entries: tuple[ImageEntry, ...], training: bool) -> CocoImages | DetectionImages:
         strength = hp.augmentation if training else 0.0
         if detector is not None:
-            return DetectionImages(entries, reader, data_config, training, strength)
-        transform = create_transform(data_config, training, strength)
+            return DetectionImages(entries, reader, data_config, training, strength, hp.hflip)
+        transform = create_transform(data_config, training, strength, hp.hflip)
         return CocoImages(entries, reader, transform, classes, multilabel)
 
     collate = collate_detections if detector is not None else None

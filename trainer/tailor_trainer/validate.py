@@ -224,6 +224,11 @@ def _validate_dataset(storage: Storage, options: ValidateOptions) -> ValidationR
             check_declared_sizes(entries, stats.sizes, problems)
         counts = class_counts(train.images)
         pixels = stats.pixel_mean_std()
+        pixels_scored = (
+            pixel_reference(fit, scored, stats.thumbnails, len(train.categories))
+            if problems.ok
+            else None
+        )
         facts = DatasetFacts(
             images=len(train.images),
             classes=len(train.categories),
@@ -237,11 +242,8 @@ def _validate_dataset(storage: Storage, options: ValidateOptions) -> ValidationR
             pixel_std=pixels[1] if pixels else None,
             decoded_images=stats.decoded,
             majority_fraction=majority_fraction(split[1], options.task),
-            pixel_reference=(
-                pixel_reference(fit, scored, stats.thumbnails, len(train.categories))
-                if problems.ok
-                else None
-            ),
+            pixel_reference=pixels_scored.accuracy if pixels_scored else None,
+            mirrored_pixel_reference=pixels_scored.mirrored if pixels_scored else None,
         )
     # Only what is verified can be fine-tuned: the search prices exactly those.
     verified, unusable = verify_catalog(storage, options.catalog)

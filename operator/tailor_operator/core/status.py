@@ -167,6 +167,7 @@ class DatasetSummary(_Status):
     eval_images: int | None = None
     majority_fraction: float | None = None
     pixel_reference: float | None = None
+    mirrored_pixel_reference: float | None = None
 
     @classmethod
     def of(cls, facts: DatasetFacts) -> "DatasetSummary":

@@ -81,13 +81,14 @@ class DetectionImages(Dataset[tuple[Tensor, Target]]):
         config: DataConfig,
         training: bool,
         strength: float,
+        hflip: float = 0.5,
     ) -> None:
         self.entries = entries
         self.reader = reader
         self.config = config
         self.training = training and strength > 0
         self.letterbox = Letterbox(config.size, 0.4 * strength, self.training)
-        self.flip = v2.RandomHorizontalFlip(0.5)
+        self.flip = v2.RandomHorizontalFlip(hflip)
         self.colour = v2.ColorJitter(0.4 * strength, 0.4 * strength, 0.4 * strength)
         self.sanitize = v2.SanitizeBoundingBoxes(min_size=1.0)
 
