@@ -24,7 +24,6 @@ from tailor_contract.metrics import Selection, direction
 from tailor_operator.core.planner import PlannerDecision, PlannerView, Promotion, TrialProposal
 from tailor_operator.core.search import asha
 from tailor_operator.core.search.cost import CostEstimator, observations
-from tailor_operator.core.search.mirroring import mirroring_hyperparameters
 from tailor_operator.core.search.references import pixel_reference, reference_floor
 from tailor_operator.core.search.rungs import ETA, OVERHEAD_SHARE, plan_ladder
 from tailor_operator.core.search.space import (
@@ -64,8 +63,6 @@ class SearchRound:
         train, _ = split_images(facts)
         self.train_images = train
         self.task = view.spec.task
-        # Written into every new trial: no flips where mirroring changes the class.
-        self.mirroring = mirroring_hyperparameters(facts)
         self.fixed = cost.fixed_seconds
         space = build_space(facts, view.spec.search.models, view.catalog, self.task)
         known = {e.architecture: catalog_backbone(e, self.task) for e in space.catalog}
@@ -244,7 +241,7 @@ class SearchRound:
             gpus=gpus,
             allowance_gpu_seconds=_floor(allowance),
             backbone=config.backbone,
-            hyperparameters=config.hyperparameters(max(0.01, round(epochs, 2))) | self.mirroring,
+            hyperparameters=config.hyperparameters(max(0.01, round(epochs, 2))),
         )
 
     def _worth_alone(self, proposal: TrialProposal) -> bool:
