@@ -8,23 +8,24 @@ reference on the evaluation images and on their mirror images.
 """
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from threading import Semaphore
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, for bench.*
 
 from bench.automl.digits import test_accuracy
+from bench.automl.runner import Books
 from bench.fewshot.catalog import local_backbone
 from bench.fewshot.data import FewShot, load_pool, make_fewshot
-from tailor_contract import DatasetRef, PretrainedBackbone, TrialConfig
+from tailor_contract import PretrainedBackbone
 from tailor_operator.core.search.space import build_space
 
 FLIPS = (0.5, 0.0)
+UNLIMITED = 1e6  # CPU-seconds
 
 
 def fine_tune(
@@ -32,39 +33,11 @@ def fine_tune(
 ) -> float:
     """The search's default fine-tuning of `backbone` for `epochs`, held-out accuracy."""
     config = build_space(data.facts, catalog=[backbone]).default()
-    hp = config.hyperparameters(epochs) | {"hflip": hflip, "workers": 0, "log_every_steps": 10_000}
-    output = folder / f"hflip-{hflip}"
-    trial = TrialConfig(
-        job="bench/mirroring",
-        job_uid="bench-mirroring",
-        trial=output.name,
-        attempt=1,
-        task="classification",
-        dataset=DatasetRef(train=str(data.root / "train.json")),
-        model=config.model,
-        backbone=backbone,
-        hyperparameters=hp,
-        allowance_gpu_seconds=1e6,  # it runs its epochs: no allowance stops it
-        calibration_factor=1.0,
-        gpus=0,
-        output=f"{output}/",
-        seed=data.seed,
-        metrics_port=0,
-    )
-    path = folder / f"{output.name}.json"
-    path.write_text(trial.model_dump_json())
-    env = os.environ | {
-        "OMP_NUM_THREADS": "1",
-        "TAILOR_TERMINATION_LOG": str(folder / f"{output.name}.termination"),
-    }
-    subprocess.run(
-        [sys.executable, "-m", "tailor_trainer", "run", "--config", str(path)],
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return test_accuracy(data, str(output))
+    # No allowance stops it: it runs its epochs.
+    books = Books(UNLIMITED, Semaphore(1), folder, data.seed)
+    hp = config.hyperparameters(epochs) | {"hflip": hflip}
+    _, output = books.run(data, f"hflip-{hflip}", config.model, hp, UNLIMITED, 1, backbone)
+    return test_accuracy(data, output)
 
 
 def main() -> int:
