@@ -6,6 +6,7 @@ from pathlib import Path
 
 from kubernetes import client
 
+from tailor_contract.nodes import GPU_PRODUCT_LABEL, GPU_RESOURCE
 from tailor_devcluster.binaries import Binaries
 from tailor_devcluster.controlplane import ControlPlane
 from tailor_devcluster.ports import free_port
@@ -14,8 +15,6 @@ from tailor_devcluster.processes import Supervisor, answers_ok, wait_until
 # kwok manages the nodes carrying this label; relabelling a node to "false"
 # stops its heartbeat, which is how a test makes a node go silent.
 MANAGED_LABEL = "kwok.tailor.dev/managed"
-GPU_RESOURCE = "nvidia.com/gpu"
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 NODE_LEASE_SECONDS = 4
 
 

@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from tailor_contract.nodes import CPU_SLOT_PRODUCT
 from tailor_devcluster.binaries import NodeBinaries
 from tailor_devcluster.controlplane import SERVICE_CIDR, ControlPlane
 from tailor_devcluster.images import PAUSE_IMAGE
@@ -15,11 +16,8 @@ BRIDGE = "tailor0"
 # pods' subnet; the CNI plugins hand out addresses from .10 up.
 NODE_IP = "10.244.0.1"
 POD_SUBNET = "10.244.0.0/24"
-GPU_RESOURCE = "nvidia.com/gpu"
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 GPU_COUNT_LABEL = "nvidia.com/gpu.count"
 REAL_NODE_LABEL = "tailor.dev/real-node"
-CPU_SLOT_PRODUCT = "tailor-cpu-slot"
 # Unix sockets take paths of at most 107 bytes, which a state folder deep in a test's
 # temporary directory exceeds: containerd's state (its sockets, its shims') and the
 # kubelet's root (pod-resources, device plugins) live at their usual short paths,

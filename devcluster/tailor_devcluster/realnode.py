@@ -29,6 +29,7 @@ from pathlib import Path
 
 from kubernetes import client
 
+from tailor_contract.nodes import GPU_PRODUCT_LABEL, GPU_RESOURCE
 from tailor_devcluster.binaries import NodeBinaries
 from tailor_devcluster.controlplane import ControlPlane
 from tailor_devcluster.hostchanges import HostRecord, cgroup_hierarchies
@@ -43,8 +44,6 @@ from tailor_devcluster.nodeconfig import (
     BRIDGE,
     CONTAINERD_STATE,
     GPU_COUNT_LABEL,
-    GPU_PRODUCT_LABEL,
-    GPU_RESOURCE,
     KUBELET_ROOT,
     NODE_IP,
     POD_SUBNET,

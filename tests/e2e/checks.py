@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from tailor_contract.nodes import CPU_SLOT_PRODUCT
 from tailor_devcluster.demo.job import agent_log, summary, watch
 from tailor_devcluster.demo.stack import CPU_SLOT_FACTOR
-from tailor_devcluster.nodeagent import CPU_SLOT_PRODUCT
 from tests.e2e.conftest import Demo
 
 log = logging.getLogger(__name__)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from tailor_contract.nodes import CPU_SLOT_PRODUCT
 from tailor_devcluster.cluster import LocalCluster
-from tailor_devcluster.nodeagent import CPU_SLOT_PRODUCT
 from tailor_devcluster.waiting import eventually
 
 pytestmark = pytest.mark.integration

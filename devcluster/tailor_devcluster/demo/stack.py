@@ -18,11 +18,11 @@ from typing import Any
 import yaml
 from kubernetes import client
 
+from tailor_contract.nodes import CPU_SLOT_PRODUCT
 from tailor_devcluster.binaries import repo_root
 from tailor_devcluster.cluster import ClusterSettings, LocalCluster
 from tailor_devcluster.demo.digits import CocoDataset, Source, digits_coco, upload
 from tailor_devcluster.images import TRAINER_IMAGE
-from tailor_devcluster.nodeagent import CPU_SLOT_PRODUCT
 from tailor_devcluster.ports import free_port
 from tailor_devcluster.processes import ManagedProcess, wait_until
 

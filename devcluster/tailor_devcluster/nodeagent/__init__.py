@@ -10,6 +10,9 @@ Production runs on real kubelets.
 """
 
 from tailor_devcluster.nodeagent.agent import AgentSettings, NodeAgent
-from tailor_devcluster.nodeagent.capacity import AGENT_LABEL, CPU_SLOT_PRODUCT, Devices
+from tailor_devcluster.nodeagent.capacity import (
+    AGENT_LABEL,
+    Devices,
+)
 
-__all__ = ["AGENT_LABEL", "CPU_SLOT_PRODUCT", "AgentSettings", "Devices", "NodeAgent"]
+__all__ = ["AGENT_LABEL", "AgentSettings", "Devices", "NodeAgent"]

@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tailor_contract.nodes import GPU_RESOURCE
 from tailor_devcluster.nodeagent.admission import admission_failure, pod_requests
 from tailor_devcluster.nodeagent.capacity import (
-    GPU_RESOURCE,
     Devices,
     allocatable,
     machine_cpus,

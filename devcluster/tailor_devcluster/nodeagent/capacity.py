@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-GPU_RESOURCE = "nvidia.com/gpu"
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+from tailor_contract.nodes import CPU_SLOT_PRODUCT, GPU_PRODUCT_LABEL, GPU_RESOURCE
+
 GPU_COUNT_LABEL = "nvidia.com/gpu.count"
 AGENT_LABEL = "tailor.dev/node-agent"
-CPU_SLOT_PRODUCT = "tailor-cpu-slot"
 AGENT_VERSION = "tailor-node-agent/0.1"
 _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 

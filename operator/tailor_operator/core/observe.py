@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from tailor_contract.nodes import GPU_PRODUCT_LABEL
 from tailor_operator.core.timeutil import parse_time
 
 LABEL_JOB = "tailor.dev/job"
@@ -16,7 +17,6 @@ LABEL_TRIAL = "tailor.dev/trial"
 LABEL_ATTEMPT = "tailor.dev/attempt"
 LABEL_ROLE = "tailor.dev/role"
 LEDGER_FINALIZER = "tailor.dev/ledger"
-GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 TRAINER_CONTAINER = "trainer"
 
 IMAGE_PULL_FAILURES = frozenset(

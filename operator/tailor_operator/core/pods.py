@@ -17,11 +17,11 @@ from tailor_contract import (
     TrialConfig,
 )
 from tailor_contract.cost import CostModel
+from tailor_contract.nodes import GPU_PRODUCT_LABEL, GPU_RESOURCE
 from tailor_operator.core.calibration import CalibrationTable
 from tailor_operator.core.models import API_VERSION, KIND, TrainingJob
 from tailor_operator.core.naming import label_value
 from tailor_operator.core.observe import (
-    GPU_PRODUCT_LABEL,
     LABEL_ATTEMPT,
     LABEL_JOB,
     LABEL_ROLE,
@@ -33,7 +33,6 @@ from tailor_operator.core.policy import Policy
 from tailor_operator.core.spec import TrainingJobSpec
 from tailor_operator.core.status import AttemptRecord, TrialStatus
 
-GPU_RESOURCE = "nvidia.com/gpu"
 CONFIG_DIR = "/etc/tailor"
 CONFIG_FILE = "trial.json"
 ROLE_VALIDATE = "validate"

@@ -4,8 +4,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tailor_contract.nodes import GPU_PRODUCT_LABEL
 from tailor_devcluster import kwokctl
-from tailor_devcluster.kwok import GPU_PRODUCT_LABEL
 from tailor_devcluster.waiting import eventually
 
 pytestmark = pytest.mark.integration

@@ -24,9 +24,10 @@ import pytest
 import torch
 from kubernetes import client
 
+from tailor_contract.nodes import CPU_SLOT_PRODUCT
 from tailor_devcluster.demo.job import ONE_TRIAL, apply, demo_job
 from tailor_devcluster.demo.stack import prepare_namespace, upload_digits
-from tailor_devcluster.nodeconfig import CPU_SLOT_PRODUCT, REAL_NODE_LABEL
+from tailor_devcluster.nodeconfig import REAL_NODE_LABEL
 from tailor_devcluster.waiting import eventually
 from tailor_trainer import checkpoint
 from tailor_trainer.storage import parse_s3

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from tailor_contract.nodes import GPU_PRODUCT_LABEL, GPU_RESOURCE
 from tailor_devcluster.cluster import LocalCluster
 from tailor_devcluster.images import OPERATOR_IMAGE
-from tailor_devcluster.nodeconfig import GPU_PRODUCT_LABEL, GPU_RESOURCE
 from tailor_operator.core.ledger import CHARGED, classify
 from tailor_operator.core.observe import parse_pod
 from tailor_operator.core.status import Outcome

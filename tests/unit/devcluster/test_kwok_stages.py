@@ -2,11 +2,10 @@
 
 import yaml
 
+from tailor_contract.nodes import GPU_PRODUCT_LABEL, GPU_RESOURCE
 from tailor_devcluster import kwokctl
 from tailor_devcluster.cluster import ClusterSettings
 from tailor_devcluster.kwok import (
-    GPU_PRODUCT_LABEL,
-    GPU_RESOURCE,
     MANAGED_LABEL,
     node_manifest,
     stages_file,

@@ -2,6 +2,7 @@
 
 import pytest
 
+from tailor_contract.nodes import CPU_SLOT_PRODUCT
 from tailor_devcluster.nodeagent.admission import (
     QuantityError,
     admission_failure,
@@ -9,7 +10,6 @@ from tailor_devcluster.nodeagent.admission import (
     pod_requests,
 )
 from tailor_devcluster.nodeagent.capacity import (
-    CPU_SLOT_PRODUCT,
     Devices,
     allocatable,
     detect_devices,
