@@ -9,8 +9,8 @@ and trains from scratch when the catalogued backbones trail it.
 
 The same fit also scores the evaluation images mirrored left to right. Where that score
 falls far below the first, mirroring changes what an image shows (digits, letters,
-arrows), and training should not flip the images (`hflip` 0; the search does not set it
-yet: docs/automl.md, Mirroring).
+arrows), and training should not flip the images (`hflip` 0, which the search then sets on
+every trial: docs/automl.md, Mirroring).
 """
 
 import random

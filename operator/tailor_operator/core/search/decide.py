@@ -24,6 +24,7 @@ from tailor_contract.metrics import Selection, direction
 from tailor_operator.core.planner import PlannerDecision, PlannerView, Promotion, TrialProposal
 from tailor_operator.core.search import asha
 from tailor_operator.core.search.cost import CostEstimator, observations
+from tailor_operator.core.search.mirroring import mirroring_hyperparameters
 from tailor_operator.core.search.references import pixel_reference, reference_floor
 from tailor_operator.core.search.rungs import ETA, OVERHEAD_SHARE, plan_ladder
 from tailor_operator.core.search.space import (
@@ -63,6 +64,8 @@ class SearchRound:
         train, _ = split_images(facts)
         self.train_images = train
         self.task = view.spec.task
+        # Written into every new trial: no flips where mirroring changes the class.
+        self.mirroring = mirroring_hyperparameters(facts)
         self.fixed = cost.fixed_seconds
         space = build_space(facts, view.spec.search.models, view.catalog, self.task)
         known = {e.architecture: catalog_backbone(e, self.task) for e in space.catalog}
@@ -89,6 +92,7 @@ class SearchRound:
             useful = prior.attempt_seconds(cheapest, default.input_size, 1, low)
         full = prior.attempt_seconds(default.model, default.input_size, 1, high)
         self.ladder = plan_ladder(ladder_budget, useful, full, cost.fixed_seconds)
+        self.default_rungs = self._default_rungs(default, full)
         first = self.ladder.rungs[0] if self.ladder else 0.0
         # The rule _new_trial applies: rung 0 must buy a useful training of the backbone
         # (plus what rounding the rungs down took off).
@@ -140,6 +144,27 @@ class SearchRound:
             if r.value is not None
         ]
         return bool(values) and max(self.sign * v for v in values) <= self.sign * reference
+
+    def _default_rungs(self, default: Config, full: float) -> int:
+        """How many of the bracket's rung-0 allowances the default configuration gets.
+
+        One, unless the budget is too small for ASHA to promote anything and the default
+        is a fine-tuning that one rung cannot train fully: then the bracket is about
+        three configurations a rung each, and the default fine-tuning takes all but one
+        (one drawn configuration keeps the last). A rung of fine-tuning cannot tell
+        knobs apart on a few selection images (the bench's drawn fine-tunings scored
+        0.65 to 0.95 on 20), and the default recipe trained twice as long is the better
+        model (bench/fewshot.py; docs/automl.md, "Small budgets")."""
+        ladder = self.ladder
+        if ladder is None or ladder.top > 0 or ladder.trials < 2 or not default.pretrained:
+            return 1
+        return 1 if ladder.rungs[0] + ROUNDING >= full else ladder.trials - 1
+
+    def _configurations(self) -> int:
+        """Configurations the bracket starts: the ladder's, less the rungs the default
+        took."""
+        assert self.ladder is not None
+        return self.ladder.trials - (self.default_rungs - 1)
 
     def _epoch_limits(self, config: Config) -> tuple[float, float]:
         """(shortest useful, full) epochs: fine-tuning converges far sooner than
@@ -241,7 +266,7 @@ class SearchRound:
             gpus=gpus,
             allowance_gpu_seconds=_floor(allowance),
             backbone=config.backbone,
-            hyperparameters=config.hyperparameters(max(0.01, round(epochs, 2))),
+            hyperparameters=config.hyperparameters(max(0.01, round(epochs, 2))) | self.mirroring,
         )
 
     def _worth_alone(self, proposal: TrialProposal) -> bool:
@@ -357,14 +382,18 @@ class SearchRound:
         first = ladder.rungs[0]
         waiting = short and busy
         probes = 1 if self.space.probing else 0  # the probe is not in the bracket
-        while not waiting and slots > 0 and trials + len(proposals) < ladder.trials + probes:
-            if free + EPSILON < first:
+        default_index = probes
+        configurations = self._configurations() + probes
+        while not waiting and slots > 0 and trials + len(proposals) < configurations:
+            index = trials + len(proposals)
+            allowance = first * self.default_rungs if index == default_index else first
+            if free + EPSILON < allowance:
                 short = True
                 break
-            proposals.append(self._new_trial(trials + len(proposals), first))
+            proposals.append(self._new_trial(index, allowance))
             slots -= 1
-            free -= first
-        if not (promotions or proposals or busy) and trials >= ladder.trials + probes:
+            free -= allowance
+        if not (promotions or proposals or busy) and trials >= configurations:
             extra = self._after_bracket(free)
             if isinstance(extra, Promotion):
                 promotions.append(extra)
