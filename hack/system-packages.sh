@@ -9,9 +9,9 @@ want=(prometheus)                    # the demo's and the tests' metrics server
 commands=(prometheus)
 if [[ "${1:-test}" == node ]]; then
     # runc links libseccomp (cgo); buildah and debootstrap make the images; the kubelet
-    # and the CNI plugins call iptables; gcc builds runc's cgo and the pause binary.
-    want=(libseccomp-dev buildah debootstrap iptables gcc)
-    commands=(buildah debootstrap iptables gcc)
+    # and the CNI plugins call iptables, kube-proxy nft; gcc builds runc's cgo and the pause binary.
+    want=(libseccomp-dev buildah debootstrap iptables nftables gcc)
+    commands=(buildah debootstrap iptables nft gcc)
     dpkg-query -W -f='${Status}' libseccomp-dev 2>/dev/null | grep -q 'install ok installed' \
         || commands+=(libseccomp-dev-is-missing)
 fi
