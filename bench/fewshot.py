@@ -28,19 +28,13 @@ from threading import Semaphore
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, for bench.*
 
 from bench.automl.digits import test_accuracy
-from bench.automl.runner import Outcome, run_automl
+from bench.automl.runner import CPU_COST, Outcome, run_automl
 from bench.fewshot.catalog import local_backbone
 from bench.fewshot.data import FewShot, load_pool, make_fewshot
 from bench.fewshot.references import frozen_probe, logistic_regression, majority
 from tailor_contract import PretrainedBackbone
-from tailor_contract.cost import CostModel, pretrained_side
+from tailor_contract.cost import pretrained_side
 
-# This machine's prices for the search, in CPU-seconds of one thread: about 5 s to
-# start a trainer process; per image, what small digits cost. Corrected by what the
-# attempts report, as on GPUs.
-CPU_COST = CostModel(
-    reference_images_per_second=4.3, floor_seconds_per_image=1.6e-3, fixed_seconds=5.0
-)
 SEARCHES = ("search + catalog", "search, scratch")
 REFERENCES = ("logistic regression", "frozen probe", "majority class")
 

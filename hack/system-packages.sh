@@ -9,7 +9,8 @@ want=(prometheus)                    # the demo's and the tests' metrics server
 commands=(prometheus)
 if [[ "${1:-test}" == node ]]; then
     # runc links libseccomp (cgo); buildah and debootstrap make the images; the kubelet
-    # and the CNI plugins call iptables, kube-proxy nft; gcc builds runc's cgo and the pause binary.
+    # and the CNI plugins call iptables, kube-proxy nft; gcc builds runc's cgo and the
+    # pause binary.
     want=(libseccomp-dev buildah debootstrap iptables nftables gcc)
     commands=(buildah debootstrap iptables nft gcc)
     dpkg-query -W -f='${Status}' libseccomp-dev 2>/dev/null | grep -q 'install ok installed' \

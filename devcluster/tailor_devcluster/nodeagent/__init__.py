@@ -10,9 +10,6 @@ Production runs on real kubelets.
 """
 
 from tailor_devcluster.nodeagent.agent import AgentSettings, NodeAgent
-from tailor_devcluster.nodeagent.capacity import (
-    AGENT_LABEL,
-    Devices,
-)
+from tailor_devcluster.nodeagent.capacity import AGENT_LABEL, Devices
 
 __all__ = ["AGENT_LABEL", "AgentSettings", "Devices", "NodeAgent"]

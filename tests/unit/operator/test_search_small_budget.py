@@ -7,7 +7,7 @@ from tailor_contract.cost import CostModel
 from tailor_operator.core.search import AutoMLPlanner
 from tailor_operator.core.search.decide import SearchRound
 from tailor_operator.core.search.space import PROBE_FINETUNE
-from tests.unit.operator.test_search_catalog import view
+from tests.unit.operator.test_search_catalog import LITE0, view
 
 # Fine-tuning as dear as on a CPU (bench/fewshot.py's prices): 100 digits at 224 px
 # cost about 7.6 s an epoch, so a few hundred seconds buy a few tens of epochs.
@@ -15,12 +15,9 @@ SLOW = CostModel(reference_images_per_second=4.3, floor_seconds_per_image=1.6e-3
 
 
 def first_round(seconds: float, catalog: bool = True):
-    planned = view(seconds=seconds, resources={"maxParallelTrials": 4}, **_catalog(catalog))
+    backbones = (LITE0,) if catalog else ()
+    planned = view(seconds=seconds, catalog=backbones, resources={"maxParallelTrials": 4})
     return SearchRound(planned, SLOW, 0.0), AutoMLPlanner(cost=SLOW).decide(planned)
-
-
-def _catalog(catalog: bool) -> dict:
-    return {} if catalog else {"catalog": ()}
 
 
 def test_without_promotions_the_default_fine_tuning_takes_two_rungs_and_one_config_the_last():

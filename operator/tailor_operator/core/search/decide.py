@@ -156,7 +156,7 @@ class SearchRound:
         0.65 to 0.95 on 20), and the default recipe trained twice as long is the better
         model (bench/fewshot.py; docs/automl.md, "Small budgets")."""
         ladder = self.ladder
-        if ladder is None or ladder.top > 0 or ladder.trials < 2 or not default.pretrained:
+        if ladder is None or ladder.top > 0 or not default.pretrained:
             return 1
         return 1 if ladder.rungs[0] + ROUNDING >= full else ladder.trials - 1
 
