@@ -1,8 +1,10 @@
 """The three methods under one ledger rule: the search (AutoMLPlanner, driven the way the
 operator drives it), random search over the same space, and the fixed default recipe.
 
-Each attempt is a `tailor-train run` process; it is charged its CPU seconds, at most its
-allowance, and stopped with SIGTERM past it (the operator's backstop)."""
+Each attempt is a `tailor-train run` process given its allowance, as the operator gives
+it (the trainer fits its schedule to it and stops itself by wall time); it is charged
+its CPU seconds, at most its allowance, and stopped with SIGTERM past it (the operator's
+backstop)."""
 
 import os
 import random
@@ -109,8 +111,9 @@ class Books:
             model=model,
             backbone=backbone,
             hyperparameters=hp | {"workers": 0, "log_every_steps": 10_000},
-            # Stopped by CPU time below; its own wall-clock stop is only a far backstop.
-            allowance_gpu_seconds=allowance * 20,
+            # Its own allowance, as the operator gives it: the trainer fits its schedule
+            # to it and stops itself by wall time, never later than the CPU time below.
+            allowance_gpu_seconds=allowance,
             calibration_factor=1.0,
             gpus=0,
             output=f"{output}/",

@@ -14,6 +14,7 @@ import torch
 from tailor_contract import AttemptResult, ExitCode
 from tailor_trainer.cli import main
 from tailor_trainer.coco import ClassTask
+from tailor_trainer.schedule_fit import ScheduleFit
 from tailor_trainer.storage import Storage
 from tailor_trainer.synthetic import SyntheticSpec, write
 
@@ -101,7 +102,10 @@ def test_a_loss_stuck_at_chance_level_is_divergence(tmp_path, termination_log):
     assert result.steps == 12
 
 
-def test_the_attempt_stops_itself_within_its_allowance(tmp_path, termination_log):
+def test_the_attempt_stops_itself_within_its_allowance(tmp_path, termination_log, monkeypatch):
+    # The backstop alone: were the schedule not fitted to the allowance (below), or the
+    # pace to slow after it was, the allowance still stops the attempt in time.
+    monkeypatch.setattr(ScheduleFit, "ready", lambda *_: False)
     train, evaluation = _dataset(tmp_path / "data")
     # Factor 2: each wall second costs two calibrated seconds.
     config = _config(
@@ -127,6 +131,47 @@ def test_the_attempt_stops_itself_within_its_allowance(tmp_path, termination_log
     assert "top1_accuracy" in result.metrics  # evaluated before stopping
     state = torch.load(tmp_path / "out" / "checkpoints" / "last.pt", weights_only=True)
     assert state["books"]["step"] == result.steps
+
+
+def test_a_plan_longer_than_the_allowance_is_shortened_to_end_within_it(tmp_path, termination_log):
+    train, evaluation = _dataset(tmp_path / "data")
+    overrides = {"allowance_gpu_seconds": 14, "calibration_factor": 2.0}
+    planned = 10_000 * 6  # 96 training images, 16 a step
+    config = _config(tmp_path, train, evaluation, hyperparameters={"epochs": 10_000}, **overrides)
+    code, result = _run(config, termination_log)
+
+    assert code == ExitCode.SUCCESS, result.reason
+    # It finished its schedule (not cut part way down it) inside the allowance.
+    assert result.stopped_by == "completed", result.reason
+    assert f"of {planned} planned steps" in result.reason
+    assert 1 <= result.steps < planned
+    assert result.gpu_seconds <= 14
+    state = torch.load(tmp_path / "out" / "checkpoints" / "last.pt", weights_only=True)
+    books = state["books"]
+    assert (books["planned_steps"], books["fitted_steps"]) == (planned, result.steps)
+    # The learning rate ended at its floor: min_lr_ratio 0.01 of lr 3e-3.
+    assert state["scheduler"]["_last_lr"][0] == pytest.approx(3e-5)
+
+    # A retry of the same plan keeps the fitted end: nothing is left to train.
+    code, again = _run(
+        _config(
+            tmp_path, train, evaluation, attempt=2, **overrides, hyperparameters={"epochs": 10_000}
+        ),
+        termination_log,
+    )
+    assert code == ExitCode.SUCCESS, again.reason
+    assert (again.resumed_from_step, again.steps) == (result.steps, result.steps)
+
+    # A promotion (a longer plan) trains on from there.
+    code, promoted = _run(
+        _config(
+            tmp_path, train, evaluation, attempt=3, **overrides, hyperparameters={"epochs": 20_000}
+        ),
+        termination_log,
+    )
+    assert code == ExitCode.SUCCESS, promoted.reason
+    assert promoted.resumed_from_step == result.steps
+    assert promoted.steps > result.steps
 
 
 def test_bad_hyperparameters_are_named(tmp_path, termination_log):

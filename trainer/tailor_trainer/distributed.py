@@ -47,6 +47,15 @@ def any_rank(world: World, flags: list[bool]) -> list[bool]:
     return [bool(v > 0) for v in tensor.tolist()]
 
 
+def least_on_any_rank(world: World, value: int) -> int:
+    """The smallest of every rank's `value`, so all ranks take the same one."""
+    if not world.distributed:
+        return value
+    tensor = torch.tensor([float(value)], device=world.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+    return int(tensor.item())
+
+
 def barrier(world: World) -> None:
     if world.distributed:
         dist.barrier()

@@ -2,6 +2,7 @@
 the classifier at the peak learning rate, the backbone at a fraction of it."""
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -60,6 +61,36 @@ def warmup_cosine(step: int, total: int, warmup: int, floor: float) -> float:
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+@dataclass
+class Schedule:
+    """Warmup then cosine over `total` steps, which `shorten` may bring forward once the
+    attempt knows what its allowance fits (schedule_fit.py): a run cut at the allowance
+    half way down its cosine keeps weights trained at a high learning rate."""
+
+    total: int
+    warmup_fraction: float
+    floor: float
+
+    @classmethod
+    def of(cls, hp: Hyperparameters, total: int) -> "Schedule":
+        return cls(total, hp.warmup_fraction, hp.min_lr_ratio)
+
+    def __call__(self, step: int) -> float:
+        warmup = int(self.warmup_fraction * self.total)
+        return warmup_cosine(step, self.total, warmup, self.floor)
+
+    def shorten(self, total: int) -> None:
+        if not 0 < total <= self.total:
+            raise ValueError(f"a schedule of {self.total} steps cannot end at step {total}")
+        self.total = total
+
+
+def scheduler_for(optimizer: torch.optim.Optimizer, schedule: Schedule) -> LambdaLR:
+    # A lambda, not the Schedule itself: LambdaLR saves a callable object's fields in
+    # its state, and a resumed promotion's longer plan must not be replaced by the
+    # rung's. The trial keeps the fitted length in its books instead.
+    return LambdaLR(optimizer, lambda step: schedule(step))
+
+
 def create_scheduler(optimizer: torch.optim.Optimizer, hp: Hyperparameters, total: int) -> LambdaLR:
-    warmup = int(hp.warmup_fraction * total)
-    return LambdaLR(optimizer, lambda step: warmup_cosine(step, total, warmup, hp.min_lr_ratio))
+    return scheduler_for(optimizer, Schedule.of(hp, total))

@@ -12,7 +12,13 @@ from tailor_trainer import checkpoint, ownership
 from tailor_trainer.allowance import Allowance, Reserve, export_estimate
 from tailor_trainer.config import hyperparameters_of, load_trial_config, metrics_port_of
 from tailor_trainer.detection.metrics import detection_metrics
-from tailor_trainer.distributed import any_rank, barrier, init_world, shutdown
+from tailor_trainer.distributed import (
+    any_rank,
+    barrier,
+    init_world,
+    least_on_any_rank,
+    shutdown,
+)
 from tailor_trainer.errors import AttemptEnded, Diverged, Interrupted
 from tailor_trainer.evaluate import detect, predict, score
 from tailor_trainer.gpu_product import factor_of_this_gpu
@@ -29,6 +35,7 @@ from tailor_trainer.probe import (
 )
 from tailor_trainer.progress import Progress
 from tailor_trainer.result import finish, write_resolved_config
+from tailor_trainer.schedule_fit import ScheduleFit
 from tailor_trainer.signals import StopRequest
 from tailor_trainer.storage import Storage, StorageError
 from tailor_trainer.trial import (
@@ -248,6 +255,12 @@ class Attempt:
             return allowance + probe
         if stopped_by == "completed":
             done = f"completed {trial.total_steps} steps"
+            if books.fitted_steps is not None:
+                done = (
+                    f"completed {trial.total_steps} of {books.planned_steps} planned steps (the "
+                    f"allowance fits no more at this pace: the learning-rate schedule was "
+                    f"shortened to end there)"
+                )
             return f"{probe}, then {done} of fine-tuning" if recipe == "probe_finetune" else done
         if recipe == "probe_finetune" and books.step == 0:
             return f"stopped at the GPU-second allowance after {probe}"
@@ -323,6 +336,13 @@ class Attempt:
         trial, books = self.trial, self.trial.books
         pending: list[torch.Tensor] = []
         since = last_save = time.monotonic()
+        fit = ScheduleFit(
+            books.step,
+            trial.total_steps,
+            trial.per_epoch,
+            self._eval_every(),
+            allowance_seconds=self.allowance.gpu_seconds / self.allowance.rate,
+        )
         if self.stop.requested:
             self.save()
             raise Interrupted(f"stopped by {self.stop.signal_name} before the first step")
@@ -348,6 +368,7 @@ class Attempt:
                         )
                     if out_of_time:
                         return "allowance"
+                    self._fit_schedule(fit)
                 if books.step % self._eval_every() == 0 and not last:
                     self.evaluate()
                 if time.monotonic() - last_save >= trial.hp.checkpoint_every_seconds:
@@ -358,6 +379,33 @@ class Attempt:
             if books.batch_in_epoch >= trial.per_epoch:
                 books.epoch, books.batch_in_epoch = books.epoch + 1, 0
         return "completed"
+
+    def _fit_schedule(self, fit: ScheduleFit) -> None:
+        """Ends the schedule where the allowance does, once the pace is measured."""
+        trial, books, world = self.trial, self.trial.books, self.trial.world
+        if fit.decided:
+            return
+        now = time.monotonic()
+        ready = fit.ready(books.step, now)
+        if world.distributed:
+            ready = any_rank(world, [ready])[0]  # decide together, at the same step
+        if not ready:
+            return
+        seconds_left = self.allowance.wall_left() - self.reserve.total()
+        # The slowest rank's fit is everyone's.
+        total = least_on_any_rank(world, fit.decide(books.step, now, seconds_left))
+        if total >= trial.total_steps:
+            return
+        planned = books.planned_steps or trial.total_steps
+        trial.shorten(total)
+        self.progress.total_steps = total
+        log.info(
+            "the allowance fits %d of the %d planned steps at this pace: the learning-rate "
+            "schedule now ends at step %d",
+            total,
+            planned,
+            total,
+        )
 
     def _eval_every(self) -> int:
         return max(1, round(self.trial.hp.eval_every_epochs * self.trial.per_epoch))

@@ -46,7 +46,7 @@ from tailor_trainer.loop import (
     uses_channels_last,
 )
 from tailor_trainer.model import create_model, data_config_of, load_weights
-from tailor_trainer.optim import create_optimizer, create_scheduler
+from tailor_trainer.optim import Schedule, create_optimizer, scheduler_for
 from tailor_trainer.pretrained import backbone_data_config, check_backbone_config, load_backbone
 from tailor_trainer.probe import probe_classifier
 from tailor_trainer.storage import Storage
@@ -75,6 +75,10 @@ class Books:
     # The linear probe, when the recipe has one: L-BFGS iterations, training images used.
     probe_iterations: int | None = None
     probe_images: int = 0
+    # A schedule shortened to what the allowance fits: the plan it was fitted from, and
+    # where it now ends (a resumed attempt of the same plan keeps it).
+    planned_steps: int | None = None
+    fitted_steps: int | None = None
 
     def state(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -97,6 +101,7 @@ class Trial:
     plain: torch.nn.Module  # the same parameters, unwrapped: evaluate, save, export
     optimizer: torch.optim.Optimizer
     scheduler: LRScheduler
+    schedule: Schedule  # the scheduler's warmup and cosine, and where they end
     runner: StepRunner
     sampler: EpochBatchSampler
     train_loader: Loader
@@ -143,6 +148,15 @@ class Trial:
         self.total_steps = books.step
         share = books.probe_images / max(1, len(self.dataset.train))
         self.per_epoch = max(1, round(iterations / max(share, 1e-9)))
+
+    def shorten(self, total: int) -> None:
+        """The schedule ends at `total` instead of the planned steps (what the allowance
+        fits); the books remember it for a resumed attempt of the same plan."""
+        books = self.books
+        books.planned_steps = books.planned_steps or self.total_steps
+        books.fitted_steps = total
+        self.schedule.shorten(total)
+        self.total_steps = total
 
 
 def seed_everything(seed: int, rank: int) -> None:
@@ -248,7 +262,8 @@ def build_trial(config: TrialConfig, hp: Hyperparameters, world: World, storage:
     optimizer = create_optimizer(plain, hp)
     per_epoch = steps_per_epoch(sampler)
     steps = total_steps(hp.epochs, hp.max_steps, per_epoch)
-    scheduler = create_scheduler(optimizer, hp, steps)
+    schedule = Schedule.of(hp, steps)
+    scheduler = scheduler_for(optimizer, schedule)
     autocast = create_autocast(world.device, hp)
     if detector is not None:
         detector.autocast = autocast  # its convolutions only; boxes and losses in fp32
@@ -292,6 +307,7 @@ def build_trial(config: TrialConfig, hp: Hyperparameters, world: World, storage:
         plain=plain,
         optimizer=optimizer,
         scheduler=scheduler,
+        schedule=schedule,
         runner=runner,
         sampler=sampler,
         train_loader=train_loader,
@@ -337,6 +353,11 @@ def restore(trial: Trial, state: dict[str, Any], uri: str) -> None:
     trial.books.restore(state["books"])
     trial.books.resumed_from = trial.books.step
     trial.settle_probe_steps()
+    books = trial.books
+    if books.fitted_steps is not None and books.planned_steps == trial.total_steps:
+        trial.shorten(books.fitted_steps)  # the same plan: the schedule it was fitted to
+    else:
+        books.planned_steps = books.fitted_steps = None  # a new plan (a promotion)
     checkpoint.restore_rng(state["rng"])
     previous = Lineage.of(state)
     trial.lineage = previous.continued_by(trial.config) if previous else trial.lineage
