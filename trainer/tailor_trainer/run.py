@@ -396,15 +396,13 @@ class Attempt:
         total = least_on_any_rank(world, fit.decide(books.step, now, seconds_left))
         if total >= trial.total_steps:
             return
-        planned = books.planned_steps or trial.total_steps
         trial.shorten(total)
         self.progress.total_steps = total
         log.info(
             "the allowance fits %d of the %d planned steps at this pace: the learning-rate "
-            "schedule now ends at step %d",
+            "schedule now ends there",
             total,
-            planned,
-            total,
+            books.planned_steps,
         )
 
     def _eval_every(self) -> int:
