@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from tailor_contract.cost import (
     MIN_SEARCH_TRIALS,
     REFERENCE,
-    CostModel,
     min_useful_epochs,
     split_images,
 )
+from tailor_devcluster.demo.stack import CPU_SLOT_SECONDS
 from tailor_operator.core.planner import (
     InvalidProposal,
     PlannerView,
@@ -239,9 +239,7 @@ def test_the_operator_searches_unless_told_to_run_given_trials_only():
 
 
 # A CPU slot's prices (the AutoML bench's): fixed costs are a larger share there.
-CPU_SLOT = CostModel(
-    reference_images_per_second=4.3, floor_seconds_per_image=1.6e-3, fixed_seconds=5.0
-)
+CPU_SLOT = CPU_SLOT_SECONDS
 
 
 @settings(max_examples=80, deadline=None)

@@ -9,8 +9,9 @@ from tailor_operator.core.search.decide import SearchRound
 from tailor_operator.core.search.space import PROBE_FINETUNE
 from tests.unit.operator.test_search_catalog import LITE0, view
 
-# Fine-tuning as dear as on a CPU (bench/fewshot.py's prices): 100 digits at 224 px
-# cost about 7.6 s an epoch, so a few hundred seconds buy a few tens of epochs.
+# Fine-tuning as dear as on a CPU (bench/fewshot.py's prices until 2026-12-06, which put
+# an attempt's fixed costs at 5 s): 100 digits at 224 px cost about 7.6 s an epoch, so a
+# few hundred seconds buy a few tens of epochs.
 SLOW = CostModel(reference_images_per_second=4.3, floor_seconds_per_image=1.6e-3, fixed_seconds=5.0)
 
 
