@@ -1,6 +1,7 @@
 """Few-shot quality: what a user with N labelled images per class gets, on real data
-that ships inside packages, against simple references, on a held-out test split that
-no method selects by.
+that ships inside packages (MNIST and scikit-learn's digits, ten classes; scikit-image's
+faces and other photographs, two), against simple references, on a held-out test split
+that no method selects by.
 
 Methods, each with the same N images per class (the search's trainer holds out its own
 20% of them to select by, as it does for a user who gives no evaluation split):
@@ -12,7 +13,7 @@ and the majority class. The searches run the real trainer as CPU processes, char
 their CPU-seconds capped at each attempt's allowance (bench/automl/runner.py plays the
 operator with its own pure code).
 
-    .venv/bin/python bench/fewshot.py                                  # about 75 min on 2 cores
+    .venv/bin/python bench/fewshot.py                                  # about 2 h on 2 cores
     .venv/bin/python bench/fewshot.py --data mnist --shots 10 --seeds 3  # the goal's row
 """
 
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, fo
 from bench.automl.digits import test_accuracy
 from bench.automl.runner import CPU_COST, Outcome, run_automl
 from bench.fewshot.catalog import local_backbone
-from bench.fewshot.data import FewShot, load_pool, make_fewshot
+from bench.fewshot.data import POOLS, FewShot, load_pool, make_fewshot
 from bench.fewshot.references import frozen_probe, logistic_regression, majority
 from tailor_contract import PretrainedBackbone
 from tailor_contract.cost import pretrained_side
@@ -59,7 +60,7 @@ def _search(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", nargs="+", default=["mnist", "digits"])
+    parser.add_argument("--data", nargs="+", choices=POOLS, default=["mnist", "digits", "faces"])
     parser.add_argument("--shots", nargs="+", type=int, default=[3, 10, 30])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--budget", type=float, default=240.0, help="CPU-seconds per search")

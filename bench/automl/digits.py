@@ -88,7 +88,8 @@ def test_accuracy(data: "HasRoot", output: str) -> float:
     settings["mean"], settings["std"] = tuple(settings["mean"]), tuple(settings["std"])
     transform = create_transform(DataConfig(**settings), False, 0.0)
     document = json.loads((data.root / "test.json").read_text())
-    names = {a["image_id"]: str(a["category_id"]) for a in document["annotations"]}
+    category = {c["id"]: c["name"] for c in document["categories"]}
+    names = {a["image_id"]: category[a["category_id"]] for a in document["annotations"]}
     right = 0
     with torch.no_grad():
         for image in document["images"]:
