@@ -52,7 +52,10 @@ DATASET_PREFIX = "digits"
 OPERATOR_SETTINGS = {
     "TAILOR_TRAINER_IMAGE": "tailor-trainer:local",
     "TAILOR_CPU_PER_GPU": "1",
-    "TAILOR_MEMORY_GIB_PER_GPU": "2",
+    # A fine-tuning of EfficientNet-Lite0 at 128 px with its one data-loader worker peaks
+    # at 2.1 GiB (the process and the worker, proportional set size, 2026-12-06); at 2 the
+    # kernel killed the demo's promoted fine-tunings on the real node (OOMKilled twice).
+    "TAILOR_MEMORY_GIB_PER_GPU": "3",
     "TAILOR_VALIDATION_CPU": "0.5",
     "TAILOR_VALIDATION_MEMORY_GIB": "1",
     "TAILOR_BACKOFF_BASE_SECONDS": "2",
