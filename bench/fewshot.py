@@ -29,7 +29,7 @@ from threading import Semaphore
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout, for bench.*
 
 from bench.automl.digits import test_accuracy
-from bench.automl.runner import CPU_COST, Outcome, run_automl
+from bench.automl.runner import Outcome, run_automl
 from bench.fewshot.catalog import local_backbone
 from bench.fewshot.data import POOLS, FewShot, load_pool, make_fewshot
 from bench.fewshot.references import frozen_probe, logistic_regression, majority
@@ -53,7 +53,7 @@ def _search(
     slots: Semaphore,
     catalog: list[PretrainedBackbone],
 ) -> Outcome:
-    outcome = run_automl(data, budget, seed, folder, slots, catalog, CPU_COST)
+    outcome = run_automl(data, budget, seed, folder, slots, catalog)
     outcome.test = test_accuracy(data, outcome.best_output) if outcome.best_output else 0.0
     return outcome
 

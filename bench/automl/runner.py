@@ -40,11 +40,10 @@ from tailor_operator.core.status import (
 from tailor_operator.core.status import Outcome as Outcome_
 from tailor_operator.core.trials import apply_decision
 
-# This machine's prices, in CPU-seconds: the demo's CPU slot (about 10 s of an attempt
-# outside training; until 2026-12-06 this runner priced that at 5 s, so the search's
-# shortest rungs bought a few seconds of training). The search corrects them from the
-# timings runs report, as it does on GPUs.
-CPU_COST = CPU_SLOT_SECONDS
+# The search is priced as the demo prices a CPU slot (CPU_SLOT_SECONDS, in the CPU-seconds
+# this runner charges; until 2026-12-06 it priced an attempt's fixed costs at 5 s, so the
+# search's shortest rungs bought a few seconds of training). The search corrects them
+# from the timings runs report, as it does on GPUs.
 TICKS = os.sysconf("SC_CLK_TCK")
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -187,7 +186,7 @@ def _cpu(pid: int) -> float:
 
 
 def _epochs(data: Data, config: Config, allowance: float) -> float:
-    estimate = CostEstimator(data.facts, CPU_COST)
+    estimate = CostEstimator(data.facts, CPU_SLOT_SECONDS)
     planned = estimate.epochs_for(config.model, config.input_size, 1, allowance)
     return round(max(0.5, min(full_epochs(data.train), planned)), 2)
 
@@ -245,7 +244,7 @@ def run_automl(
     )
     limit = spec.budget.limit_gpu_seconds
     books = Books(limit, slots, folder, seed)
-    planner = AutoMLPlanner(cost=cost or CPU_COST)
+    planner = AutoMLPlanner(cost=cost or CPU_SLOT_SECONDS)
     entries = {e.name: e for e in catalog}
     summary = DatasetSummary.of(data.facts)
     trials: list[TrialStatus] = []

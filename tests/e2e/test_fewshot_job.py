@@ -113,7 +113,9 @@ def condition(job: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def scratch(demo: Demo, namespace: str, uploaded: tuple[CocoDataset, str], catalog) -> dict:
+def scratch(
+    demo: Demo, namespace: str, uploaded: tuple[CocoDataset, str], catalog
+) -> dict[str, Any]:
     """The job with an empty catalog: a search that trains from scratch."""
     assert not catalog.list_cluster_custom_object(GROUP, VERSION, PLURAL)["items"]
     return run(demo, namespace, "scratch", uploaded[1])
