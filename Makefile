@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 GO_TOOLS := kubernetes etcd kwok minio helm kstatus
 # A real node's binaries (containerd, runc, CNI plugins, kubelet; a Prometheus with
-# Kubernetes discovery): opt-in, `make node-tools`.
+# Kubernetes discovery): built by `make test` and `make demo` as root.
 NODE_TOOLS := containerd runc cni-plugins kubelet prometheus
 PYTEST_ARGS ?=
 
@@ -29,13 +29,13 @@ venv: $(VENV)/.installed  ## create .venv with every pinned dependency
 
 tools:  ## build the pinned Go binaries (once per version; cached in ~/.cache/tailor/bin)
 	@hack/system-packages.sh test
-	@for module in $(GO_TOOLS); do echo "building $$module (cached once built)"; hack/build-tools.sh $$module >/dev/null || exit 1; done
+	@n=0; for module in $(GO_TOOLS); do n=$$((n + 1)); echo "building $$module ($$n of $(words $(GO_TOOLS)) Go tools; cached once built)"; hack/build-tools.sh $$module >/dev/null || exit 1; done
 	@# The chart tests read the Prometheus Operator's CRDs from this pinned module.
 	@cd hack/tools/prometheus-operator && GOFLAGS=-mod=readonly go mod download
 
 node-tools:  ## build a real node's binaries: containerd, runc, CNI plugins, kubelet (cached; needs libseccomp-dev)
 	@hack/system-packages.sh node
-	@for module in $(NODE_TOOLS); do echo "building $$module (cached once built)"; hack/build-tools.sh $$module >/dev/null || exit 1; done
+	@n=0; for module in $(NODE_TOOLS); do n=$$((n + 1)); echo "building $$module ($$n of $(words $(NODE_TOOLS)) node tools; cached once built)"; hack/build-tools.sh $$module >/dev/null || exit 1; done
 
 images: venv  ## build a real node's images with buildah (operator, base, pause; cached by inputs)
 	@hack/system-packages.sh node
@@ -45,8 +45,15 @@ trainer-image: venv  ## also build the trainer image (~6 GB, ~7 min cold; stops 
 	@hack/system-packages.sh node
 	$(VENV)/bin/tailor-cluster images --trainer
 
-test: venv tools  ## run every test: unit, integration (real servers), end to end
-	$(PY) -m pytest $(PYTEST_ARGS)
+# As root `make test` includes the tests only a real node answers (containerd, runc and
+# the kubelet; the operator and trainer images built from docker/): their binaries,
+# Debian packages and images first, each cached once built. Without root they are
+# skipped, and pytest says why.
+REAL_NODE_TESTS = $(if $(filter 0,$(shell id -u)),1,0)
+
+test: venv tools  ## run every test: unit, integration (real servers), end to end; as root also on a real node
+	@if [[ $(REAL_NODE_TESTS) == 1 ]]; then $(MAKE) --no-print-directory node-tools trainer-image; fi
+	TAILOR_REAL_NODE_TESTS=$(REAL_NODE_TESTS) $(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: venv  ## the pure unit tests only (no servers, seconds)
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
@@ -54,7 +61,7 @@ test-unit: venv  ## the pure unit tests only (no servers, seconds)
 test-integration: venv tools  ## the tests against the real control plane, MinIO and Prometheus
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
-test-real-node: venv tools node-tools  ## the tests only a real node answers (root; builds images)
+test-real-node: venv tools node-tools trainer-image  ## only the tests a real node answers (root; builds images)
 	TAILOR_REAL_NODE_TESTS=1 $(PY) -m pytest -m real_node $(PYTEST_ARGS)
 
 lint: venv  ## ruff, mypy, and the import contracts between layers
@@ -70,11 +77,14 @@ cluster-up: venv tools  ## start the local cluster in the background; writes .ta
 cluster-down: venv  ## stop every process cluster-up started
 	$(VENV)/bin/tailor-cluster down
 
-demo: venv  ## the main job here: a few digits per class and a budget, a searched model in use
+demo:  ## the main job here: a few digits per class and a budget, a searched model in use (root)
+	@# The pods run in containers on a real kubelet, which needs root: say so before
+	@# minutes of set-up, not after.
+	@if [[ $$(id -u) != 0 ]]; then echo "make demo runs its pods on a real node (the kubelet, containerd and runc), which needs root; run: sudo make demo" >&2; exit 1; fi
+	@$(MAKE) --no-print-directory venv
 	@hack/system-packages.sh demo
-	@# As root the pods run in containers on a real kubelet: its binaries and Debian
-	@# packages first (cached once built); otherwise on the node agent.
-	@if [[ $$(id -u) == 0 ]]; then $(MAKE) --no-print-directory node-tools; fi
+	@# The node's binaries and Debian packages (cached once built).
+	@$(MAKE) --no-print-directory node-tools
 	$(PY) -m tailor_devcluster.demo
 
 install-crds: tools  ## apply crds/ to the cluster in $KUBECONFIG (source .tailor/cluster.env first)

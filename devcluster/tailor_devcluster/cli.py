@@ -1,8 +1,8 @@
 """`tailor-cluster`: run the local cluster in the background for development.
 
 tailor-cluster up      start it (or report the one running) and print its variables
-                       (--agent-slots N: with the node agent, which runs pods for real;
-                       --real-nodes 1: with a real node, containerd and a kubelet; root)
+                       (--real-nodes 1: with a real node, containerd, runc and a kubelet,
+                       which run pods for real; root)
 tailor-cluster down    stop every process it started (and restore what a real node changed)
 tailor-cluster env     print the variables of the running cluster
 tailor-cluster images  build a real node's images with buildah (cached by their inputs;
@@ -62,7 +62,6 @@ def _serve(arguments: argparse.Namespace) -> int:
     settings = ClusterSettings(
         state_dir=state / "run",
         gpu_nodes=arguments.gpu_nodes,
-        agent_slots=arguments.agent_slots,
         real_nodes=arguments.real_nodes,
         real_node_trainer=arguments.trainer_image,
     )
@@ -111,8 +110,6 @@ def _up(arguments: argparse.Namespace) -> int:
             "serve",
             "--gpu-nodes",
             str(arguments.gpu_nodes),
-            "--agent-slots",
-            str(arguments.agent_slots),
             "--real-nodes",
             str(arguments.real_nodes),
             *(["--trainer-image"] if arguments.trainer_image else []),
@@ -197,13 +194,6 @@ def main(argv: list[str] | None = None) -> int:
     up = commands.add_parser("up", help="start the local cluster in the background")
     up.add_argument("--gpu-nodes", type=int, default=4, help="simulated GPU nodes (default 4)")
     up.add_argument(
-        "--agent-slots",
-        type=int,
-        default=0,
-        help="also run the node agent, which runs pods as local processes, with this many "
-        'CPU-backed "GPU" slots (its CUDA devices instead, when it has any); default 0: off',
-    )
-    up.add_argument(
         "--real-nodes",
         type=int,
         default=0,
@@ -219,7 +209,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve = commands.add_parser("serve", help=argparse.SUPPRESS)
     serve.add_argument("--gpu-nodes", type=int, default=4)
-    serve.add_argument("--agent-slots", type=int, default=0)
     serve.add_argument("--real-nodes", type=int, default=0)
     serve.add_argument("--trainer-image", action="store_true")
     commands.add_parser("down", help="stop the local cluster")

@@ -3,7 +3,6 @@
 import os
 import shlex
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -56,11 +55,6 @@ class ClusterSettings:
     # the kubelet's upstream 40 s lease and 40 s grace, or lease renewals alone fill the CPU.
     node_lease_seconds: int = NODE_LEASE_SECONDS
     node_monitor_grace_seconds: int = NODE_MONITOR_GRACE_SECONDS
-    # The node agent (a development kubelet that runs pods as local processes): off
-    # at 0; else this many CPU-backed "GPU" slots, or the machine's CUDA devices.
-    agent_slots: int = 0
-    agent_node_name: str = "tailor-agent"
-    agent_cuda: bool = True
     # Real nodes (containerd, runc and the kubelet on this machine; needs root): 0 or 1.
     real_nodes: int = 0
     real_node_gpu_slots: int = 2
@@ -90,7 +84,6 @@ class LocalCluster:
         self.s3: S3Endpoint | None = None
         self.prometheus: PrometheusServer | None = None
         self.gpu_nodes: list[str] = []
-        self.agent_node: str | None = None
         self.real_nodes: list[RealNode] = []
         # The machine as it was before a real node's bridge, restored at stop.
         self.host_record: HostRecord | None = None
@@ -182,8 +175,6 @@ class LocalCluster:
             60,
             self.supervisor.processes,
         )
-        if self.settings.agent_slots > 0:
-            self._start_agent(core, plane)
         if self.settings.real_nodes > 0:
             self._start_real_nodes(core, plane)
         # Pods cannot be created in a namespace before its default ServiceAccount exists.
@@ -193,34 +184,6 @@ class LocalCluster:
             60,
             self.supervisor.processes,
         )
-
-    @property
-    def agent_state_dir(self) -> Path:
-        """Where the node agent keeps its pods' folders, logs and run records."""
-        return self.settings.state_dir / "agent"
-
-    def _start_agent(self, core: client.CoreV1Api, plane: ControlPlane) -> None:
-        name = self.settings.agent_node_name
-        argv = [
-            sys.executable,
-            "-m",
-            "tailor_devcluster.nodeagent",
-            f"--kubeconfig={plane.kubeconfig}",
-            f"--state-dir={self.agent_state_dir}",
-            f"--node-name={name}",
-            f"--cpu-slots={self.settings.agent_slots}",
-            f"--bin-dir={Path(sys.executable).parent}",
-        ]
-        if not self.settings.agent_cuda:
-            argv.append("--no-cuda")
-        process = self.supervisor.start("node-agent", argv)
-        wait_until(
-            f"node agent's node {name} Ready",
-            lambda: _node_ready(core, name),
-            60,
-            [process],
-        )
-        self.agent_node = name
 
     @property
     def real_node_state_dir(self) -> Path:
@@ -320,11 +283,6 @@ class LocalCluster:
             30,
             self.supervisor.processes,
         )
-
-
-def _node_ready(core: client.CoreV1Api, name: str) -> bool:
-    conditions = core.read_node(name).status.conditions or []
-    return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
 def _has_default_account(core: client.CoreV1Api, namespace: str) -> bool:

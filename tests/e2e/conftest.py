@@ -1,5 +1,7 @@
-"""One local cluster for the end-to-end tests, built the way `make demo` builds it:
-the node agent (two CPU slots) runs every pod as a real process."""
+"""One local cluster for the end-to-end tests, built the way `make demo` builds it: a
+real node (containerd, runc and the kubelet, two CPU-backed GPU slots) runs every pod
+as a container of the trainer image. It needs root and the trainer image, which
+`make test` as root prepares; otherwise these tests are skipped, saying so."""
 
 import logging
 import uuid
@@ -7,7 +9,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from kubernetes import client
 
 from tailor_devcluster.cluster import LocalCluster
 from tailor_devcluster.demo.digits import CocoDataset
@@ -20,23 +21,27 @@ from tailor_devcluster.demo.stack import (
     start_operator,
     upload_digits,
 )
+from tailor_devcluster.images import ImageBuilder
+from tests.integration.realnode.conftest import real_node_tests_enabled
 
 log = logging.getLogger("e2e")
+# The node's CPU-backed GPU slots: two trials at once.
+SLOTS = 2
 
 
-@pytest.fixture(scope="session")
-def agent_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """Control plane, MinIO, Prometheus and the node agent; no simulated nodes."""
-    with LocalCluster(demo_settings(tmp_path_factory.mktemp("e2e"), agent_slots=2)) as cluster:
+# Package scope: the real node must be gone before tests/integration/realnode starts
+# its own (the bridge holds one real node at a time).
+@pytest.fixture(scope="package")
+def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """Control plane, MinIO, Prometheus and a real node with the trainer image; no
+    simulated nodes. Checks at the end that the machine was put back."""
+    real_node_tests_enabled()
+    if ImageBuilder().newest_trainer_image() is None:
+        pytest.skip("no trainer image: make test as root builds it (make trainer-image)")
+    settings = demo_settings(tmp_path_factory.mktemp("e2e"), SLOTS)
+    with LocalCluster(settings) as cluster:
         yield cluster
-
-
-@pytest.fixture
-def agent_namespace(agent_cluster: LocalCluster) -> Iterator[str]:
-    name = f"e2e-{uuid.uuid4().hex[:8]}"
-    agent_cluster.create_namespace(name)
-    yield name
-    client.CoreV1Api(agent_cluster.api_client()).delete_namespace(name)
+    assert cluster.host_left == []
 
 
 @dataclass(frozen=True)
@@ -46,13 +51,13 @@ class Demo:
     dataset: CocoDataset
 
 
-@pytest.fixture(scope="session")
-def demo(agent_cluster: LocalCluster) -> Demo:
+@pytest.fixture(scope="package")
+def demo(node_cluster: LocalCluster) -> Demo:
     """The demo's stack: CRD, calibration table, operator, the digits in MinIO."""
-    install_crd(agent_cluster)
-    operator = start_operator(agent_cluster, install_calibration(agent_cluster))
-    dataset, _, _ = upload_digits(agent_cluster)
-    return Demo(agent_cluster, operator, dataset)
+    install_crd(node_cluster)
+    operator = start_operator(node_cluster, install_calibration(node_cluster))
+    dataset, _, _ = upload_digits(node_cluster)
+    return Demo(node_cluster, operator, dataset)
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 
 Generated data (scikit-learn's digits pasted on small canvases, COCO boxes) in MinIO;
 `task: detection` with no trials and no models: validation on a CPU, then a search of
-several detectors from the product ladder, each a real trainer process on the node
-agent's CPU slots priced with the demo's CPU-slot priors, then the best one's export,
+several detectors from the product ladder, each a container of the trainer image on
+the real node's CPU slots priced with the demo's CPU-slot priors, then the best one's export,
 and `tailor-train predict` on it (its ONNX and PyTorch backends agree).
 Small images keep it short: the search derives 64 px inputs from them.
 """
@@ -25,7 +25,7 @@ from tests.e2e.checks import (
     assert_the_model_is_the_export,
     wait_done,
 )
-from tests.e2e.conftest import Demo
+from tests.e2e.conftest import SLOTS, Demo
 from tests.trainer.detection_data import write_digits
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -70,7 +70,7 @@ def detection_job(demo: Demo, namespace: str, train: str, evaluation: str) -> di
     spec["task"] = "detection"
     spec["dataset"]["train"], spec["dataset"]["evaluation"] = train, evaluation
     spec["search"] = {}
-    spec["resources"]["maxParallelTrials"] = 2  # the agent's two slots
+    spec["resources"]["maxParallelTrials"] = SLOTS  # the node's two slots
     apply(demo.cluster, manifest, namespace)
     return manifest
 
@@ -147,7 +147,7 @@ def test_a_detection_job_with_only_data_and_a_budget_searches_exports_and_predic
     ]
     assert not failed, failed  # with the message: the trainer's last words
 
-    # Never over budget; every charge is the agent's measured run time x the factor.
+    # Never over budget; every charge is the container's run time x the factor.
     total = assert_charges_are_run_times_times_factor(demo, demo_namespace, job)
     assert 0 < total <= status["budget"]["limitGpuSeconds"] == 144
     for trial in trials:

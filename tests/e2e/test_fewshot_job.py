@@ -32,7 +32,7 @@ from tests.e2e.checks import (
     read_s3_json,
     wait_done,
 )
-from tests.e2e.conftest import Demo
+from tests.e2e.conftest import SLOTS, Demo
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(2400)]
 
@@ -87,7 +87,7 @@ def run(demo: Demo, namespace: str, name: str, evaluation: str) -> dict[str, Any
     # Selected on the 100 evaluation images (the trainer would hold out only 20 of the
     # training images: too few to tell a fine-tuning from training from scratch).
     manifest["spec"]["dataset"]["evaluation"] = evaluation
-    manifest["spec"]["resources"]["maxParallelTrials"] = 2  # the agent's two slots
+    manifest["spec"]["resources"]["maxParallelTrials"] = SLOTS  # the node's two slots
     apply(demo.cluster, manifest, namespace)
     job = wait_done(demo, namespace, name, TIMEOUT)
     assert job["status"]["phase"] == "Succeeded", json.dumps(job["status"], indent=1)[-3000:]
@@ -144,7 +144,7 @@ def test_the_search_chooses_promotes_and_exports_within_the_budget(demo, namespa
     assert status["stopReason"] in ("Converged", "NoImprovement", "BudgetExhausted")
 
     # Never over budget: the job's total, and each trial within its cumulative allowance;
-    # every charge is the agent's measured run time x the slot's factor.
+    # every charge is the container's run time x the slot's factor.
     total = assert_charges_are_run_times_times_factor(demo, namespace, scratch)
     assert_the_model_is_the_export(demo, scratch)
     budget = status["budget"]

@@ -4,7 +4,7 @@ job's outputs before any GPU: exit 78 (INVALID_CONFIG), a message naming the out
 the job that owns it, nothing in MinIO deleted or overwritten, and the job Failed with
 reason InvalidSpec.
 
-Every pod runs for real on the node agent. The first job also shows the claim on the
+Every pod runs for real, in a container on the real node. The first job also shows the claim on the
 happy path: its validation writes tailor-job.json, its trial checks it and trains.
 """
 
@@ -19,7 +19,7 @@ from kubernetes import client
 from tailor_devcluster.demo.job import GROUP, ONE_TRIAL, PLURAL, VERSION, apply, demo_job
 from tailor_devcluster.demo.stack import prepare_namespace
 from tailor_devcluster.waiting import eventually
-from tests.e2e.checks import read_s3_json, run_record, wait_done
+from tests.e2e.checks import ended, read_s3_json, wait_done
 from tests.e2e.conftest import Demo
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -125,7 +125,9 @@ def test_validation_refuses_the_output_of_another_job(demo: Demo, reuse: Reuse) 
     assert reuse.second_uid != reuse.first_uid  # same name, same spec: another job
     attempt = reuse.validation
     assert attempt["exitCode"] == 78, attempt  # INVALID_CONFIG
-    assert run_record(demo, reuse.namespace, attempt["pod"])["exit_code"] == 78
+    end = ended(demo, reuse.namespace, attempt["pod"])  # what the kubelet saw
+    assert end is not None
+    assert end.exit_code == 78, end
     message = attempt["message"]
     assert (
         f"spec.output {reuse.output} belongs to TrainingJob {reuse.namespace}/{NAME} "

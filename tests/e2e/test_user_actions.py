@@ -14,7 +14,7 @@ from kubernetes import client
 from tailor_devcluster.demo.job import GROUP, ONE_TRIAL, PLURAL, VERSION, apply, demo_job
 from tailor_devcluster.demo.stack import prepare_namespace
 from tailor_devcluster.waiting import eventually
-from tests.e2e.checks import attempts, run_record, wait_done
+from tests.e2e.checks import attempts, ended, wait_done
 from tests.e2e.conftest import Demo
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(1200)]
@@ -51,7 +51,9 @@ def test_a_model_timm_does_not_have_fails_the_job_as_invalid_spec(demo: Demo) ->
     assert "spec.search.trials[0].model: timm has no model named 'resnet10_t'" in status["message"]
     (validation,) = status["validation"]["attempts"]  # never retried
     assert validation["exitCode"] == 78
-    assert run_record(demo, namespace, validation["pod"])["exit_code"] == 78
+    end = ended(demo, namespace, validation["pod"])  # what the kubelet saw
+    assert end is not None
+    assert end.exit_code == 78, end
     assert not status.get("trials")  # no GPU touched
     assert status["budget"]["chargedGpuSeconds"] == 0
 

@@ -203,6 +203,29 @@ def test_loader_workers_fit_the_cpus_and_the_batches(requested, cpus, batches, e
     assert loader_workers(requested, cpus, batches) == expected
 
 
+def test_a_pods_cpu_request_bounds_the_cpus_and_threads_without_a_quota(monkeypatch):
+    """On a node where no CPU limit is set (no quota), the pod's request the operator
+    passed decides; without it, every core the process may run on."""
+    from tailor_contract.nodes import CPU_REQUEST_ENV
+    from tailor_trainer import data
+
+    monkeypatch.setattr(data, "_cgroup_quota", lambda: None)
+    monkeypatch.setattr("os.sched_getaffinity", lambda _pid: set(range(16)))
+    monkeypatch.delenv(CPU_REQUEST_ENV, raising=False)
+    assert data.usable_cpus() == 16.0
+    monkeypatch.setenv(CPU_REQUEST_ENV, "1000")
+    assert data.usable_cpus() == 1.0
+    assert data.cpu_threads(data.usable_cpus()) == 1
+    monkeypatch.setenv(CPU_REQUEST_ENV, "2500")
+    assert data.cpu_threads(data.usable_cpus()) == 2
+    monkeypatch.setenv(CPU_REQUEST_ENV, "500")  # validation's half CPU: still one thread
+    assert data.usable_cpus() == 1.0
+    monkeypatch.setenv(CPU_REQUEST_ENV, "64000")  # never more than it may run on
+    assert data.usable_cpus() == 16.0
+    monkeypatch.setattr(data, "_cgroup_quota", lambda: 4.0)  # a limit is what binds
+    assert data.usable_cpus() == 4.0
+
+
 @pytest.mark.parametrize(("hflip", "left_brighter"), [(0.0, True), (1.0, False)])
 def test_hflip_decides_whether_training_mirrors_an_image(hflip, left_brighter):
     """A mild augmentation (almost no crop, no RandAugment) of an image bright on the

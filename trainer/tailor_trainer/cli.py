@@ -81,10 +81,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    import torch
+
     from tailor_contract import GivenTrial, Hyperparameters, PretrainedBackbone
     from tailor_contract.cost import REFERENCE
+    from tailor_trainer.data import cpu_threads, usable_cpus
     from tailor_trainer.validate import OutputClaim, ValidateOptions, validate
 
+    torch.set_num_threads(cpu_threads(usable_cpus()))  # the pod's CPUs, not the node's
     cost = REFERENCE
     catalog: tuple[PretrainedBackbone, ...] = ()
     candidates: tuple[str, ...] = ()

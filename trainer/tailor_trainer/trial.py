@@ -21,6 +21,7 @@ from tailor_trainer.data import (
     CocoImages,
     DataConfig,
     EpochBatchSampler,
+    cpu_threads,
     create_loader,
     create_transform,
     loader_workers,
@@ -230,6 +231,7 @@ def build_trial(config: TrialConfig, hp: Hyperparameters, world: World, storage:
     train_set = images(dataset.train, True)
     sampler = EpochBatchSampler(len(train_set), hp.batch_size, config.seed, world.rank, world.size)
     cpus = usable_cpus() / world.size  # the processes of one pod share its CPUs
+    torch.set_num_threads(cpu_threads(cpus))
     workers = loader_workers(hp.workers, cpus, steps_per_epoch(sampler))
     if workers != hp.workers:
         log.info("%d data loader workers, not %d: %.1f CPUs per process", workers, hp.workers, cpus)

@@ -10,8 +10,7 @@ examples/demo-digits.yaml (data and a budget, nothing else), shows the search wh
 runs, then prints the metrics, the GPU-seconds charged and waived, where the model and
 its evaluation report are, and classifies held-out digits with it. Validation and the
 trials run as containers of the trainer image. Everything stops at the end (--keep:
-after Ctrl-C). Without root, or with --node-agent, the node agent (a development
-stand-in for the kubelet) runs the pods as local processes instead.
+after Ctrl-C). Needs root: without it, it stops at once saying so.
 """
 
 import argparse
@@ -28,8 +27,6 @@ from kubernetes import client
 from tailor_devcluster.cluster import LocalCluster
 from tailor_devcluster.demo.digits import Source
 from tailor_devcluster.demo.job import (
-    PodLog,
-    agent_log,
     apply,
     demo_job,
     kubelet_log,
@@ -48,7 +45,6 @@ from tailor_devcluster.demo.stack import (
     upload_digits,
 )
 from tailor_devcluster.images import ImageBuilder
-from tailor_devcluster.nodeconfig import REAL_NODE_LABEL
 
 NAMESPACE = "demo"
 SAMPLES = 3
@@ -93,30 +89,23 @@ def run_demo(arguments: argparse.Namespace) -> int:
     def step(text: str) -> None:
         say(f"== [{time.monotonic() - began:5.0f}s] {text}")
 
+    if os.geteuid() != 0:
+        # The kubelet, containerd and runc need root: cgroups, mounts, a network bridge.
+        say("make demo runs its pods on a real node (the kubelet, containerd, runc), which needs")
+        say("root; run: sudo make demo")
+        return 2
     state = Path(arguments.state_dir).resolve()
     _clear_previous_runs(state)
-    real_node = not arguments.node_agent
-    if real_node and os.geteuid() != 0:
-        say("a real node needs root: the node agent runs the pods as local processes instead")
-        real_node = False
-    if real_node:
-        step("the trainer image (first run: builds it with buildah, about 6 GB, minutes)")
-        image = ImageBuilder().trainer_image()
-        built = f"built in {image.build_seconds:.0f}s" if image.build_seconds else "cached"
-        say(f"  {image.name}: {built} ({image.archive.stat().st_size / 2**30:.1f} GiB)")
+    step("the trainer image (first run: builds it with buildah, about 6 GB, minutes)")
+    image = ImageBuilder().trainer_image()
+    built = f"built in {image.build_seconds:.0f}s" if image.build_seconds else "cached"
+    say(f"  {image.name}: {built} ({image.archive.stat().st_size / 2**30:.1f} GiB)")
     step("starting the local cluster (first run: builds the Go binaries, minutes)")
-    settings = demo_settings(state / "run", arguments.slots, real_node)
-    with LocalCluster(settings) as cluster:
+    with LocalCluster(demo_settings(state / "run", arguments.slots)) as cluster:
         assert cluster.s3 is not None
-        read_log: PodLog
-        if real_node:
-            node = cluster.real_nodes[0].spec
-            step(f"cluster up; the kubelet registered node {node.name} (containerd, runc)")
-            core = client.CoreV1Api(cluster.api_client())
-            read_log = kubelet_log(core, NAMESPACE)
-        else:
-            step(f"cluster up; node agent registered node {cluster.agent_node}")
-            read_log = agent_log(cluster.agent_state_dir)
+        node = cluster.real_nodes[0].spec
+        step(f"cluster up; the kubelet registered node {node.name} (containerd, runc)")
+        read_log = kubelet_log(client.CoreV1Api(cluster.api_client()), NAMESPACE)
         install_crd(cluster)
         calibration = install_calibration(cluster)
         operator = start_operator(cluster, calibration)
@@ -130,8 +119,6 @@ def run_demo(arguments: argparse.Namespace) -> int:
         say("  " + import_backbone(cluster, "efficientnet-lite0"))
         prepare_namespace(cluster, NAMESPACE)
         manifest = demo_job(cluster.s3.endpoint_url, budget_gpu_hours=arguments.budget_gpu_hours)
-        if real_node:  # the example names the node agent's node
-            manifest["spec"]["resources"]["nodeSelector"] = {REAL_NODE_LABEL: "true"}
         apply(cluster, manifest, NAMESPACE)
         name = manifest["metadata"]["name"]
         step(f"kubectl apply -n {NAMESPACE} -f examples/demo-digits.yaml (TrainingJob {name})")
@@ -142,8 +129,7 @@ def run_demo(arguments: argparse.Namespace) -> int:
             say(line)
         status = job.get("status") or {}
         if status.get("phase") != "Succeeded":
-            pods = f"kubectl -n {NAMESPACE} logs POD" if real_node else cluster.agent_state_dir
-            say(f"logs: {_shown(state / 'run' / 'logs')}, pods: {pods}")
+            say(f"logs: {_shown(state / 'run' / 'logs')}, pods: kubectl -n {NAMESPACE} logs POD")
             return 1
         uri = status["model"]["uri"]
         model = download_model(cluster, uri, state / "model")
@@ -185,11 +171,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--state-dir", default=".tailor/demo", help="cluster data, model, logs")
     parser.add_argument("--slots", type=int, default=1, help='the node\'s CPU-backed "GPU" slots')
-    parser.add_argument(
-        "--node-agent",
-        action="store_true",
-        help="run the pods as local processes (the node agent) instead of on a real kubelet",
-    )
     parser.add_argument("--budget-gpu-hours", help="override the example's spec.budget.gpuHours")
     parser.add_argument("--timeout", type=float, default=1800, help="give up after (seconds)")
     parser.add_argument("--keep", action="store_true", help="keep the cluster up until Ctrl-C")

@@ -2,7 +2,7 @@
 
 Progress lines come from the job's status (state, trials, GPU-seconds of the
 budget, best metric) and the running trainer's own last progress line, read from
-its pod's log (`kubectl logs` on a real node, the node agent's file otherwise).
+its pod's log, as `kubectl logs` reads it (through the API server and the kubelet).
 """
 
 import copy
@@ -111,16 +111,6 @@ def _running_best(trials: list[Mapping[str, Any]]) -> str | None:
 
 PROGRESS = re.compile(r"epoch [0-9.]+ step \d+/\d+ [^\n]*")
 PodLog = Callable[[str], str]  # a pod's name -> its container's log so far ("" if none)
-
-
-def agent_log(agent_dir: Path) -> PodLog:
-    """Pod logs from the node agent's folders."""
-
-    def read(pod: str) -> str:
-        logs = (agent_dir / "pods").glob(f"*_{pod}_*/container.log")
-        return "\n".join(log.read_text(errors="replace") for log in logs)
-
-    return read
 
 
 def kubelet_log(core: client.CoreV1Api, namespace: str, tail: int = 50) -> PodLog:

@@ -1,7 +1,7 @@
-"""Everything the demo's job needs, on the local cluster: a node (a real kubelet with
-containerd, or the node agent), the CRD, a calibration table pricing the node's CPU
-slots, the operator (scraped by Prometheus), a namespace with the S3 credentials
-Secret, and the digits in MinIO.
+"""Everything the demo's job needs, on the local cluster: a real node (the kubelet with
+containerd and runc), the CRD, a calibration table pricing the node's CPU slots, the
+operator (scraped by Prometheus), a namespace with the S3 credentials Secret, and the
+digits in MinIO.
 
 The end-to-end tests build the same stack with these functions.
 """
@@ -47,10 +47,13 @@ CREDENTIALS_SECRET = "s3-credentials"
 DATASET_BUCKET = "datasets"
 MODELS_BUCKET = "models"
 DATASET_PREFIX = "digits"
-# What the operator is told on a laptop: pods small enough for the agent's node
-# (its real CPUs and memory), quick retries, and an image name nothing pulls.
+# What the operator is told on a laptop: pods small enough for the real node (this
+# machine's CPUs and memory), quick retries, and the trainer image loaded into the
+# node's containerd, which the kubelet must never try to pull (nothing can be pulled
+# here).
 OPERATOR_SETTINGS = {
-    "TAILOR_TRAINER_IMAGE": "tailor-trainer:local",
+    "TAILOR_TRAINER_IMAGE": TRAINER_IMAGE,
+    "TAILOR_IMAGE_PULL_POLICY": "Never",
     "TAILOR_CPU_PER_GPU": "1",
     # A fine-tuning of EfficientNet-Lite0 at 128 px with its one data-loader worker peaks
     # at 2.1 GiB (the process and the worker, proportional set size, 2026-12-06); at 2 the
@@ -78,12 +81,6 @@ OPERATOR_SETTINGS = {
     # 0.8-1.0); the GPU prior's 1.5 would overprice the detection search here.
     "TAILOR_COST_DETECTION_OVERHEAD": "1.0",
 }
-# On a real node the pods run the trainer image loaded into its containerd; nothing
-# can be pulled here, so the kubelet must never try.
-REAL_NODE_OPERATOR_SETTINGS = {
-    "TAILOR_TRAINER_IMAGE": TRAINER_IMAGE,
-    "TAILOR_IMAGE_PULL_POLICY": "Never",
-}
 
 
 @dataclass(frozen=True)
@@ -92,21 +89,17 @@ class Operator:
     metrics_address: str  # host:port of /metrics
 
 
-def demo_settings(
-    state_dir: Path, agent_slots: int = 1, real_node: bool = False
-) -> ClusterSettings:
-    """No simulated kwok nodes: every pod runs for real, in containers of the trainer
-    image on a real kubelet (root; the image last built is loaded), or as local
-    processes on the node agent. `agent_slots`: the node's CPU-backed GPU slots."""
-    if real_node:
-        return ClusterSettings(
-            state_dir=state_dir,
-            gpu_nodes=0,
-            real_nodes=1,
-            real_node_gpu_slots=agent_slots,
-            real_node_trainer=True,
-        )
-    return ClusterSettings(state_dir=state_dir, gpu_nodes=0, agent_slots=agent_slots)
+def demo_settings(state_dir: Path, slots: int = 1) -> ClusterSettings:
+    """No simulated kwok nodes: every pod runs for real, in a container of the trainer
+    image (the one last built is loaded) on a real kubelet with `slots` CPU-backed GPU
+    slots. Needs root."""
+    return ClusterSettings(
+        state_dir=state_dir,
+        gpu_nodes=0,
+        real_nodes=1,
+        real_node_gpu_slots=slots,
+        real_node_trainer=True,
+    )
 
 
 def install_crd(cluster: LocalCluster) -> None:
@@ -176,10 +169,8 @@ def start_operator(
 ) -> Operator:
     """`tailor-operator` as its own process, supervised (and stopped) with the cluster."""
     metrics, health = free_port(), free_port()
-    real_node = cluster.settings.real_nodes > 0
     env = {
         **OPERATOR_SETTINGS,
-        **(REAL_NODE_OPERATOR_SETTINGS if real_node else {}),
         "KUBECONFIG": str(cluster.kubeconfig),
         "TAILOR_CALIBRATION_CONFIGMAP": calibration,
         "TAILOR_METRICS_PORT": str(metrics),

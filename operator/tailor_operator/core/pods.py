@@ -17,7 +17,7 @@ from tailor_contract import (
     TrialConfig,
 )
 from tailor_contract.cost import CostModel
-from tailor_contract.nodes import GPU_PRODUCT_LABEL, GPU_RESOURCE
+from tailor_contract.nodes import CPU_REQUEST_ENV, GPU_PRODUCT_LABEL, GPU_RESOURCE
 from tailor_operator.core.calibration import CalibrationTable
 from tailor_operator.core.models import API_VERSION, KIND, TrainingJob
 from tailor_operator.core.naming import label_value
@@ -195,6 +195,12 @@ def _env(job: TrainingJob, policy: Policy) -> list[dict[str, Any]]:
         {"name": "HOME", "value": "/tmp"},
         {"name": "TAILOR_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         {"name": "TAILOR_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        # The trainer sizes its threads and loader workers by what the pod asked for,
+        # not by the node's cores, which it shares.
+        {
+            "name": CPU_REQUEST_ENV,
+            "valueFrom": {"resourceFieldRef": {"resource": "requests.cpu", "divisor": "1m"}},
+        },
     ]
     if dataset.credentials_secret:
         env += [

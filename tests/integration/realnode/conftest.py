@@ -1,8 +1,9 @@
 """A real node (containerd, runc, the kubelet) for the tests only it can answer.
 
-Opt-in: it needs root, writes machine-wide state (restored at the end) and builds
-images, so these tests run when asked for (`make test-real-node`, which sets
-TAILOR_REAL_NODE_TESTS=1) and are skipped otherwise.
+It needs root, writes machine-wide state (restored at the end) and needs images built
+first, so these tests run when the Makefile has prepared them: `make test` as root (CI
+runs as root) or `make test-real-node` build the node's binaries and images and set
+TAILOR_REAL_NODE_TESTS=1; otherwise they are skipped, saying so.
 """
 
 import os
@@ -22,7 +23,10 @@ REAL_NODE = "tailor-node-0"
 
 def real_node_tests_enabled() -> None:
     if os.environ.get("TAILOR_REAL_NODE_TESTS") != "1":
-        pytest.skip("real-node tests are opt-in: make test-real-node (TAILOR_REAL_NODE_TESTS=1)")
+        pytest.skip(
+            "real-node tests run under `make test` as root, which builds the node's binaries "
+            "and images first (TAILOR_REAL_NODE_TESTS=1)"
+        )
     if os.geteuid() != 0:
         pytest.skip("a real node needs root")
 

@@ -7,6 +7,7 @@ import pytest
 
 from tailor_contract import GivenTrial, TrialConfig
 from tailor_contract.cost import REFERENCE, CostModel
+from tailor_contract.nodes import CPU_REQUEST_ENV
 from tailor_operator.core.pods import config_map, given_trials, pod, trial_config
 from tailor_operator.core.status import AttemptRecord, TrialStatus
 from tests.unit.operator.factories import POLICY, TABLE, UID, at, job
@@ -55,6 +56,14 @@ def test_gpus_are_requested_and_limited() -> None:
     assert resources["limits"]["nvidia.com/gpu"] == "2"
     assert resources["requests"]["cpu"] == "8000m"
     assert resources["limits"]["memory"] == resources["requests"]["memory"] == "65536Mi"
+
+
+def test_the_trainer_is_told_the_cpus_its_pod_requested() -> None:
+    """Without a CPU limit a container sees every core of its node: the trainer reads
+    the request through the downward API and sizes its threads by it."""
+    env = {e["name"]: e for e in trial_pod()["spec"]["containers"][0]["env"]}
+    field = env[CPU_REQUEST_ENV]["valueFrom"]["resourceFieldRef"]
+    assert field == {"resource": "requests.cpu", "divisor": "1m"}
 
 
 def test_credentials_come_only_from_the_named_secret() -> None:

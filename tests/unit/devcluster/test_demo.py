@@ -8,14 +8,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tailor_contract.nodes import CPU_SLOT_PRODUCT
 from tailor_devcluster.demo.digits import CLASS_NAMES, digits_coco, render
 from tailor_devcluster.demo.job import (
+    EXAMPLE,
     ONE_TRIAL,
     demo_job,
     progress_line,
     summary,
     trainer_progress,
 )
+from tailor_devcluster.nodeconfig import REAL_NODE_LABEL
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +77,16 @@ def test_the_demo_job_is_the_example_with_the_local_endpoint():
     assert hyperparameters["input_size"] == 32  # the rest of the example stays
     one = demo_job("http://x:1", example=ONE_TRIAL)
     assert one["spec"]["search"]["trials"][0]["hyperparameters"]["epochs"] != 2
+
+
+def test_both_examples_run_on_the_local_clusters_real_node():
+    """Validation and trials go to the node the cluster labels as real (its CPU slots),
+    never to a simulated kwok node: the demo and the end-to-end tests apply them as
+    they are."""
+    for example in (EXAMPLE, ONE_TRIAL):
+        resources = demo_job("http://x:1", example=example)["spec"]["resources"]
+        assert resources["nodeSelector"] == {REAL_NODE_LABEL: "true"}, example
+        assert resources["gpuTypes"] == [CPU_SLOT_PRODUCT], example
 
 
 def job(**status: Any) -> dict[str, Any]:
