@@ -9,6 +9,7 @@ from tailor_contract.nodes import CPU_SLOT_PRODUCT
 from tailor_devcluster.binaries import NodeBinaries
 from tailor_devcluster.controlplane import SERVICE_CIDR, ControlPlane
 from tailor_devcluster.images import PAUSE_IMAGE
+from tailor_devcluster.kwok import NODE_LEASE_SECONDS
 from tailor_devcluster.ports import free_port
 
 BRIDGE = "tailor0"
@@ -136,6 +137,12 @@ def write_kubelet_config(state: Path, plane: ControlPlane, spec: RealNodeSpec) -
             "imagefs.available": "2%",
         },
         "maxPods": 30,
+        # The control plane calls a node lost after NODE_MONITOR_GRACE_SECONDS (8) without
+        # a lease renewal; the kubelet renews every quarter of its lease, by default 40 s,
+        # so its node went Unknown between renewals, and the operator settled an evicted
+        # attempt before the kubelet's report of its exit ("no kubelet will report on a
+        # lost node"). kwok's nodes renew as often.
+        "nodeLeaseDurationSeconds": NODE_LEASE_SECONDS,
         "rotateCertificates": False,
         "serverTLSBootstrap": False,
     }

@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 
 from tailor_devcluster.binaries import NodeBinaries
-from tailor_devcluster.controlplane import SERVICE_CIDR, ControlPlane
+from tailor_devcluster.controlplane import NODE_MONITOR_GRACE_SECONDS, SERVICE_CIDR, ControlPlane
 from tailor_devcluster.hostchanges import HostRecord
 from tailor_devcluster.images import PAUSE_IMAGE
 from tailor_devcluster.kubeproxy import write_kube_proxy_config
@@ -105,6 +105,9 @@ def test_kubelet_config_runs_on_cgroup_v1_without_touching_the_machines_cgroups(
     assert config["authorization"] == {"mode": "Webhook"}
     assert config["imageGCHighThresholdPercent"] == 100  # nothing could be pulled again
     assert config["resolvConf"] == ""
+    # The kubelet renews its lease every quarter of its duration: well within the
+    # control plane's grace, or the node flaps to Unknown between renewals.
+    assert config["nodeLeaseDurationSeconds"] / 4 <= NODE_MONITOR_GRACE_SECONDS / 2
 
 
 def test_a_host_record_survives_its_file(tmp_path):
