@@ -28,7 +28,6 @@ class Ended:
     """How a pod's container ended, as the kubelet reported it."""
 
     exit_code: int
-    reason: str
     run_seconds: float  # finishedAt - startedAt: whole seconds
 
 
@@ -45,7 +44,7 @@ def ended(demo: Demo, namespace: str, pod: str) -> Ended | None:
     (container,) = found.status.container_statuses
     end = container.state.terminated
     assert end is not None, container.state
-    return Ended(end.exit_code, end.reason, (end.finished_at - end.started_at).total_seconds())
+    return Ended(end.exit_code, (end.finished_at - end.started_at).total_seconds())
 
 
 def read_s3_json(demo: Demo, uri: str) -> dict[str, Any]:

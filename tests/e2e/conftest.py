@@ -21,8 +21,7 @@ from tailor_devcluster.demo.stack import (
     start_operator,
     upload_digits,
 )
-from tailor_devcluster.images import ImageBuilder
-from tests.integration.realnode.conftest import real_node_tests_enabled
+from tests.integration.realnode.conftest import trainer_node_cluster
 
 log = logging.getLogger("e2e")
 # The node's CPU-backed GPU slots: two trials at once.
@@ -35,13 +34,8 @@ SLOTS = 2
 def node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     """Control plane, MinIO, Prometheus and a real node with the trainer image; no
     simulated nodes. Checks at the end that the machine was put back."""
-    real_node_tests_enabled()
-    if ImageBuilder().newest_trainer_image() is None:
-        pytest.skip("no trainer image: make test as root builds it (make trainer-image)")
-    settings = demo_settings(tmp_path_factory.mktemp("e2e"), SLOTS)
-    with LocalCluster(settings) as cluster:
-        yield cluster
-    assert cluster.host_left == []
+    with trainer_node_cluster(tmp_path_factory, lambda state: demo_settings(state, SLOTS)) as up:
+        yield up
 
 
 @dataclass(frozen=True)

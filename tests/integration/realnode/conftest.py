@@ -8,7 +8,7 @@ TAILOR_REAL_NODE_TESTS=1; otherwise they are skipped, saying so.
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -43,18 +43,24 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClus
     assert cluster.host_left == []
 
 
-@contextmanager
-def trainer_node_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """A real node with the newest trainer image loaded (skips when none was built);
-    checks at the end that the host was put back."""
-    real_node_tests_enabled()
-    if ImageBuilder().newest_trainer_image() is None:
-        pytest.skip("no trainer image: tailor-cluster images --trainer")
-    state: Path = tmp_path_factory.mktemp("trainer")
-    settings = ClusterSettings(
+def _trainer_node(state: Path) -> ClusterSettings:
+    return ClusterSettings(
         state_dir=state, gpu_nodes=0, prometheus=False, real_nodes=1, real_node_trainer=True
     )
-    with LocalCluster(settings) as cluster:
+
+
+@contextmanager
+def trainer_node_cluster(
+    tmp_path_factory: pytest.TempPathFactory,
+    settings: Callable[[Path], ClusterSettings] = _trainer_node,
+) -> Iterator[LocalCluster]:
+    """A real node with the newest trainer image loaded (skips when none was built), in
+    a cluster of `settings` (by default without Prometheus); checks at the end that the
+    host was put back."""
+    real_node_tests_enabled()
+    if ImageBuilder().newest_trainer_image() is None:
+        pytest.skip("no trainer image: make trainer-image (make test as root builds it)")
+    with LocalCluster(settings(tmp_path_factory.mktemp("trainer"))) as cluster:
         yield cluster
     assert cluster.host_left == []
 
