@@ -144,7 +144,7 @@ def test_a_killed_trial_resumes_from_its_checkpoint_without_being_charged(demo, 
     )
     assert first["waivedGpuSeconds"] > 0
     # Checkpointed, exit 75 (resume me), when the ledger has the kubelet's last status
-    # (tests/integration/realnode/test_job_on_real_node.py says when it may not).
+    # (tests/integration/realnode/trainer/test_job_on_real_node.py says when it may not).
     assert first.get("exitCode", 75) == 75, first
     assert ended(demo, demo_namespace, pod) is None  # evicted: the API server deleted it
     assert (second["outcome"], second["billing"]) == ("Completed", "Charged")

@@ -35,6 +35,7 @@ from tailor_devcluster.demo.job import (
 )
 from tailor_devcluster.demo.results import download_model, save_samples
 from tailor_devcluster.demo.stack import (
+    default_slots,
     demo_settings,
     environment_lines,
     import_backbone,
@@ -170,7 +171,12 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--state-dir", default=".tailor/demo", help="cluster data, model, logs")
-    parser.add_argument("--slots", type=int, default=1, help='the node\'s CPU-backed "GPU" slots')
+    parser.add_argument(
+        "--slots",
+        type=int,
+        default=default_slots(os.cpu_count()),
+        help='the node\'s CPU-backed "GPU" slots (default: two, one on a one-core machine)',
+    )
     parser.add_argument("--budget-gpu-hours", help="override the example's spec.budget.gpuHours")
     parser.add_argument("--timeout", type=float, default=1800, help="give up after (seconds)")
     parser.add_argument("--keep", action="store_true", help="keep the cluster up until Ctrl-C")

@@ -89,6 +89,12 @@ class Operator:
     metrics_address: str  # host:port of /metrics
 
 
+def default_slots(cores: int | None) -> int:
+    """Two CPU slots where the machine has two cores or more: the demo's job runs two
+    trials at once (each trainer uses the one CPU its pod requests); one otherwise."""
+    return max(1, min(2, cores or 1))
+
+
 def demo_settings(state_dir: Path, slots: int = 1) -> ClusterSettings:
     """No simulated kwok nodes: every pod runs for real, in a container of the trainer
     image (the one last built is loaded) on a real kubelet with `slots` CPU-backed GPU

@@ -18,6 +18,7 @@ from tailor_devcluster.demo.job import (
     summary,
     trainer_progress,
 )
+from tailor_devcluster.demo.stack import default_slots
 from tailor_devcluster.nodeconfig import REAL_NODE_LABEL
 
 
@@ -195,3 +196,10 @@ def test_the_mnist_digits_give_few_shot_splits_of_real_28_pixel_scans():
     with Image.open(BytesIO(few.images[first])) as image:
         assert image.size == (32, 32)
         assert np.asarray(image).max() > 200
+
+
+def test_the_demo_runs_two_trials_at_once_where_the_machine_has_two_cores():
+    assert [default_slots(cores) for cores in (None, 1, 2, 3, 64)] == [1, 1, 2, 2, 2]
+    # The example asks for as many trials at once as the demo's node has slots.
+    resources = demo_job("http://127.0.0.1:9000")["spec"]["resources"]
+    assert resources["maxParallelTrials"] == default_slots(64)

@@ -25,6 +25,7 @@ import torch
 from kubernetes import client
 
 from tailor_contract.nodes import CPU_SLOT_PRODUCT
+from tailor_devcluster.cluster import LocalCluster
 from tailor_devcluster.demo.job import ONE_TRIAL, apply, demo_job
 from tailor_devcluster.demo.stack import prepare_namespace, upload_digits
 from tailor_devcluster.nodeconfig import REAL_NODE_LABEL
@@ -33,8 +34,7 @@ from tailor_trainer import checkpoint
 from tailor_trainer.storage import parse_s3
 from tests.chart.install import Release, create_restricted_namespace, installed
 from tests.integration.operator.conftest import GROUP, PLURAL, VERSION
-
-from .conftest import REAL_NODE, trainer_node_cluster
+from tests.integration.realnode.conftest import REAL_NODE
 
 pytestmark = [
     pytest.mark.integration,
@@ -76,16 +76,14 @@ VALUES: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def release(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
-    with trainer_node_cluster(tmp_path_factory) as cluster:
-        create_restricted_namespace(cluster, TEAM)
-        prepare_namespace(cluster, TEAM)  # the S3 credentials Secret the pods read
-        upload_digits(cluster)  # every job's data
-        with installed(
-            cluster, "tailor", "tailor-system", VALUES, cluster.settings.state_dir
-        ) as chart:
-            chart.team = TEAM
-            yield chart
+def release(trainer_cluster: LocalCluster) -> Iterator[Release]:
+    cluster = trainer_cluster
+    create_restricted_namespace(cluster, TEAM)
+    prepare_namespace(cluster, TEAM)  # the S3 credentials Secret the pods read
+    upload_digits(cluster)  # every job's data
+    with installed(cluster, "tailor", "tailor-system", VALUES, cluster.settings.state_dir) as chart:
+        chart.team = TEAM
+        yield chart
 
 
 def wait_finished(api: client.CustomObjectsApi, name: str) -> dict[str, Any]:

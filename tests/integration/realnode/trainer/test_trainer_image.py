@@ -18,25 +18,16 @@ from tailor_devcluster.cluster import LocalCluster
 from tailor_devcluster.images import TRAINER_IMAGE
 from tailor_trainer.storage import Storage
 from tailor_trainer.synthetic import SyntheticSpec, write
-
-from .conftest import REAL_NODE, trainer_node_cluster
-from .test_real_node import RESTRICTED, wait_for_phase
+from tests.integration.realnode.conftest import REAL_NODE
+from tests.integration.realnode.test_real_node import RESTRICTED, wait_for_phase
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.slow,
     pytest.mark.real_node,
-    # The first test pays for importing some 6 GB into containerd.
+    # The package's first test pays for importing some 6 GB into containerd.
     pytest.mark.timeout(600),
 ]
-
-
-@pytest.fixture(scope="module")
-def trainer_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    with trainer_node_cluster(tmp_path_factory) as cluster:
-        yield cluster
-    # The node's unpacked images (some 6 GB) went with it.
-    assert not (cluster.real_node_state_dir / "containerd" / "root").exists()
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +35,10 @@ def dataset(trainer_cluster: LocalCluster, monkeypatch_module: pytest.MonkeyPatc
     assert trainer_cluster.s3 is not None
     for key, value in trainer_cluster.s3.environment().items():
         monkeypatch_module.setenv(key, value)
-    trainer_cluster.s3.client().create_bucket(Bucket="datasets")
+    s3 = trainer_cluster.s3.client()
+    # The job module, which shares this cluster, may have made it already.
+    if "datasets" not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+        s3.create_bucket(Bucket="datasets")
     return write(Storage(), "s3://datasets/digits", SyntheticSpec(classes=3, images_per_class=4))
 
 
