@@ -202,13 +202,13 @@ class LocalCluster:
         assert self.host_record is not None
         builder = ImageBuilder()
         images = [builder.pause_image().archive, builder.operator_image().archive]
+        trainer = None
         if self.settings.real_node_trainer:
             trainer = builder.newest_trainer_image()
             if trainer is None:
                 raise ProcessFailed(
                     "no trainer image: build it with `tailor-cluster images --trainer`"
                 )
-            images.append(trainer.archive)
         node = start_real_node(
             self.supervisor,
             plane,
@@ -217,6 +217,7 @@ class LocalCluster:
             self._real_node_spec(),
             images,
             self.host_record,
+            unpack_once=trainer.archive if trainer else None,
         )
         self.real_nodes.append(node)
 

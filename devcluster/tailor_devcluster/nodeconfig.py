@@ -69,12 +69,17 @@ def write_cni_config(state: Path) -> Path:
     return conf_dir
 
 
+def containerd_root(state: Path) -> Path:
+    """The node's containerd root: its images' layers, containers' snapshots, databases."""
+    return state / "containerd" / "root"
+
+
 def write_containerd_config(state: Path, binaries: NodeBinaries, cni_conf: Path) -> Path:
     root = state / "containerd"
     root.mkdir(parents=True, exist_ok=True)
     config = f"""\
 version = 4
-root = "{root / "root"}"
+root = "{containerd_root(state)}"
 state = "{CONTAINERD_STATE}"
 
 [grpc]

@@ -50,6 +50,7 @@ from tailor_devcluster.nodeconfig import (
     REAL_NODE_LABEL,
     RealNodeSpec,
     cgroup_name,
+    containerd_root,
     write_cni_config,
     write_containerd_config,
     write_kubelet_config,
@@ -57,8 +58,10 @@ from tailor_devcluster.nodeconfig import (
 from tailor_devcluster.pki import issue_client_cert
 from tailor_devcluster.ports import free_port
 from tailor_devcluster.processes import ManagedProcess, ProcessFailed, Supervisor, wait_until
+from tailor_devcluster.unpacked import keep, start_from, unpacked_root
 
 RECORD_FILE = "host-record.json"
+GARBAGE_TAG = "localhost/tailor/collect-garbage:now"
 
 
 @dataclass
@@ -69,6 +72,8 @@ class RealNode:
     holder: ManagedProcess
     namespace_pid: int  # the first process inside the namespace
     ready_seconds: float = 0.0
+    images_seconds: float = 0.0  # from the start until every image was in containerd
+    reused_unpacked: bool = False  # the trainer image came from its unpacked root
 
     @property
     def socket(self) -> Path:
@@ -99,6 +104,15 @@ class RealNode:
         self.ctr(
             "images", "import", "--local", "--discard-unpacked-layers", str(archive), timeout=900
         )
+
+    def collect_garbage(self) -> None:
+        """Has containerd delete the layer blobs an import discarded (some 6 GB for the
+        trainer image): its garbage collector runs at once only for a synchronous delete,
+        here of a throwaway tag."""
+        names = self.ctr("images", "ls", "--quiet").stdout.split()
+        if names:
+            self.ctr("images", "tag", "--force", names[0], GARBAGE_TAG)
+            self.ctr("images", "rm", "--sync", GARBAGE_TAG)
 
 
 def record_path(state_dir: Path) -> Path:
@@ -179,14 +193,18 @@ def start_real_node(
     spec: RealNodeSpec,
     images: list[Path],
     record: HostRecord,
+    unpack_once: Path | None = None,
 ) -> RealNode:
     """Starts containerd, the kubelet and kube-proxy on the bridge `prepare_host` made,
-    imports `images` (docker-archives, the pause image first), waits for the Node to be
-    Ready with its Services' rules written and advertises its "GPU" slots."""
+    imports `images` (docker-archives, the pause image first) and `unpack_once` (the
+    trainer image: from its unpacked root when one is kept, unpacked.py), waits for the
+    Node to be Ready with its Services' rules written and advertises its "GPU" slots."""
     began = time.monotonic()
     binaries = NodeBinaries.locate()
     try:
-        return _start(supervisor, plane, core, state, spec, images, binaries, record, began)
+        return _start(
+            supervisor, plane, core, state, spec, images, binaries, record, began, unpack_once
+        )
     except BaseException:
         # Whatever got started goes before the error; the caller restores the machine.
         for process in reversed(list(supervisor.processes)):
@@ -205,10 +223,13 @@ def _start(
     binaries: NodeBinaries,
     record: HostRecord,
     began: float,
+    unpack_once: Path | None,
 ) -> RealNode:
     _create_cgroups(cgroup_name(spec))
     cni_conf = write_cni_config(state)
     containerd_config = write_containerd_config(state, binaries, cni_conf)
+    kept = unpacked_root(unpack_once, binaries.containerd) if unpack_once else None
+    reused = kept is not None and start_from(kept, containerd_root(state))
 
     # The namespace: its first process does nothing but hold it; when it dies (it dies
     # with unshare, which dies with us) the kernel kills everything inside.
@@ -229,20 +250,18 @@ def _start(
     wait_until("the node's namespace", lambda: _namespace_pid(holder) > 0, 10, [holder])
     node = RealNode(spec, state, binaries, holder, _namespace_pid(holder))
     path_env = {"PATH": f"{binaries.search_path()}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
-    containerd = supervisor.start(
-        f"{spec.name}-containerd",
-        [*node.enter(), str(binaries.containerd), f"--config={containerd_config}"],
-        env=path_env,
-    )
-    wait_until(
-        "containerd's socket",
-        lambda: node.socket.is_socket() and node.ctr("version", timeout=10).returncode == 0,
-        60,
-        [containerd, holder],
-        interval=0.5,
-    )
+    containerd = _start_containerd(supervisor, node, containerd_config, path_env)
+    if unpack_once is not None and kept is not None and not reused:
+        node.load_image(unpack_once)
+        node.collect_garbage()
+        # Kept with containerd stopped: its databases as they are on disk.
+        _stop_containerd(supervisor, containerd)
+        keep(containerd_root(state), kept)
+        containerd = _start_containerd(supervisor, node, containerd_config, path_env)
     for archive in images:
         node.load_image(archive)
+    node.images_seconds = time.monotonic() - began
+    node.reused_unpacked = reused
 
     cert, key = state / "pki" / "kubelet-client.crt", state / "pki" / "kubelet-client.key"
     issue_client_cert(plane.pki, cert, key, f"system:node:{spec.name}", "system:nodes")
@@ -293,6 +312,38 @@ def _start(
     return node
 
 
+def _start_containerd(
+    supervisor: Supervisor, node: RealNode, config: Path, env: dict[str, str]
+) -> ManagedProcess:
+    containerd = supervisor.start(
+        f"{node.spec.name}-containerd",
+        [*node.enter(), str(node.binaries.containerd), f"--config={config}"],
+        env=env,
+    )
+    wait_until(
+        "containerd's socket",
+        lambda: node.socket.is_socket() and node.ctr("version", timeout=10).returncode == 0,
+        60,
+        [containerd, node.holder],
+        interval=0.5,
+    )
+    return containerd
+
+
+def _stop_containerd(supervisor: Supervisor, containerd: ManagedProcess) -> None:
+    """SIGTERM to containerd itself, inside the namespace (nsenter, its parent, need not
+    pass the signal on), then its nsenter; its socket goes with it."""
+    children = Path(f"/proc/{containerd.popen.pid}/task/{containerd.popen.pid}/children")
+    with contextlib.suppress(OSError):
+        for pid in children.read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        containerd.popen.wait(timeout=30)
+    supervisor.stop(containerd, grace_seconds=5)
+    (CONTAINERD_STATE / "containerd.sock").unlink(missing_ok=True)
+
+
 def _start_kube_proxy(supervisor: Supervisor, node: RealNode, plane: ControlPlane) -> None:
     state = node.state_dir
     cert, key = state / "pki" / "kube-proxy.crt", state / "pki" / "kube-proxy.key"
@@ -325,6 +376,6 @@ def stop_real_node(supervisor: Supervisor, node: RealNode) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and Path(f"/proc/{node.namespace_pid}").exists():
         time.sleep(0.1)
-    # The images' unpacked snapshots (the trainer's alone is some 6 GB) are re-imported
-    # at every start: they would only hold the disk until the state folder goes.
-    shutil.rmtree(node.state_dir / "containerd" / "root", ignore_errors=True)
+    # The images' snapshots would only hold the disk until the state folder goes (the
+    # trainer image's layers stay in its unpacked root, unpacked.py).
+    shutil.rmtree(containerd_root(node.state_dir), ignore_errors=True)
