@@ -9,7 +9,7 @@ GO_TOOLS := kubernetes etcd kwok minio helm kstatus
 NODE_TOOLS := containerd runc cni-plugins kubelet prometheus
 PYTEST_ARGS ?=
 UV_VERSION := 0.13.9
-UV_PIP := $(VENV)/bin/uv pip install --quiet --python $(PY)
+UV_PIP := $(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY)
 
 .PHONY: help venv tools node-tools images trainer-image test test-real-node test-unit test-integration lint cluster-up cluster-down install-crds run bench clean demo
 
@@ -21,7 +21,9 @@ $(VENV)/.installed: requirements.lock requirements-data.lock pyproject.toml
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	# uv installs what the lock pins (no resolving: --no-deps) from its cache in
 	# ~/.cache/uv by hard links: measured, 26 s with an empty cache and 1 s warm, where pip
-	# took about 160 s each time to download and unpack the 5.5 GB again.
+	# took about 160 s each time to download and unpack the 5.5 GB again. Bytecode is
+	# compiled now, as pip did: where PYTHONDONTWRITEBYTECODE is set nothing caches it
+	# later, and every process (each trainer a test starts) would compile torch again.
 	$(VENV)/bin/pip install --quiet uv==$(UV_VERSION)
 	$(UV_PIP) --no-deps -r requirements.lock
 	$(UV_PIP) --no-deps --no-build-isolation -e .
