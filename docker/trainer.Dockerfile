@@ -26,15 +26,9 @@ COPY pyproject.toml requirements.lock ./
 COPY trainer/ trainer/
 COPY contract/ contract/
 # Exact versions from the lock; only the trainer extra's dependencies are installed.
-# uv fetches the 5.5 GB of wheels in parallel (pip, one at a time, took most of the
-# image's build); the platform's certificate store, where a proxy's CA would be; and
-# bytecode compiled now, as pip does, since the root is read-only when it runs.
 RUN python3 -m venv /opt/tailor \
     && touch README.md \
-    && /opt/tailor/bin/pip install --no-cache-dir uv==0.13.9 \
-    && /opt/tailor/bin/uv pip install --no-cache --system-certs --compile-bytecode \
-        --python /opt/tailor/bin/python --constraint requirements.lock ".[trainer]" \
-    && /opt/tailor/bin/pip uninstall --yes uv \
+    && /opt/tailor/bin/pip install --no-cache-dir --constraint requirements.lock ".[trainer]" \
     && rm -rf /src
 WORKDIR /workspace
 # A numeric user, so the kubelet can check runAsNonRoot; the operator runs trial pods
